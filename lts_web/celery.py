@@ -1,0 +1,13 @@
+"""The Celery application. Configuration lives in lts_web.settings under the CELERY_ namespace."""
+from __future__ import annotations
+
+import os
+
+from celery import Celery
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "lts_web.settings")
+
+app = Celery("lts_web")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+# Tasks live in workers/tasks.py (STYLE.md: thin tasks that call the core).
+app.autodiscover_tasks(["workers"])

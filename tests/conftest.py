@@ -1,0 +1,107 @@
+"""Shared fixtures: named actors (healthchecks style) and real Celery worker processes."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def actors(db):
+    """alice and bob share team "acme" (alice is its admin); charlie is in team "other" only."""
+    from django.contrib.auth import get_user_model
+
+    from lts_web.models import Membership
+    from lts_web.services import do_add_member, do_create_team
+
+    User = get_user_model()
+    alice = User.objects.create_user("alice", password="alice-password-1")
+    bob = User.objects.create_user("bob", password="bob-password-1")
+    charlie = User.objects.create_user("charlie", password="charlie-password-1")
+    acme = do_create_team("acme", alice)
+    do_add_member(acme, bob, Membership.Role.MEMBER)
+    other = do_create_team("other", charlie)
+    return type("Actors", (), dict(alice=alice, bob=bob, charlie=charlie, acme=acme, other=other))
+
+
+@pytest.fixture
+def api_client():
+    from rest_framework.test import APIClient
+
+    return APIClient()
+
+
+class WorkerProcess:
+    """A real `celery worker` subprocess on its own queue(s), pointed at the test broker and database."""
+
+    def __init__(self, queues: list[str], *, env: dict[str, str] | None = None, concurrency: int = 1):
+        self.queues = queues
+        self.name = f"test-{uuid.uuid4().hex[:8]}@%h"
+        full_env = {**os.environ, **(env or {})}
+        from django.conf import settings
+
+        db = settings.DATABASES["default"]
+        if db["ENGINE"].endswith("sqlite3"):
+            full_env["DATABASE_URL"] = f"sqlite:///{db['NAME']}"  # the test database file, not the dev one
+        else:
+            full_env["DATABASE_URL"] = (
+                f"postgres://{db['USER']}:{db.get('PASSWORD') or ''}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+            )
+        self.log = Path(os.environ["LTS_VAR_DIR"]) / f"worker-{uuid.uuid4().hex[:8]}.log"
+        self._log_file = open(self.log, "wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "lts_web", "worker", "-n", self.name, "-Q", ",".join(queues),
+             "--pool", "prefork", "--concurrency", str(concurrency), "-l", "INFO", "--without-gossip",
+             "--without-mingle"],
+            cwd=ROOT, env=full_env, stdout=self._log_file, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, sig)
+            self.proc.wait(30)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        self._log_file.close()
+
+
+@pytest.fixture
+def start_worker():
+    """Start real worker processes; all are stopped at the end of the test."""
+    started: list[WorkerProcess] = []
+
+    def _start(queues: list[str], **kwargs) -> WorkerProcess:
+        worker = WorkerProcess(queues, **kwargs)
+        started.append(worker)
+        return worker
+
+    yield _start
+    for worker in started:
+        worker.stop()
+
+
+def wait_for(predicate, timeout_s: float, interval_s: float = 0.2, message: str = "condition"):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval_s)
+    raise AssertionError(f"timed out after {timeout_s} s waiting for {message}")

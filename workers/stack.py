@@ -1,0 +1,101 @@
+"""`make run`: the whole system on one machine, from one terminal.
+
+Starts (unless REDIS_URL is set) an embedded Redis, then migrates, makes sure the demo user exists, and runs a
+Celery worker for the control/proxy/train/generate queues, a profiling worker for this machine's device queue,
+Celery beat and the web server (gunicorn). Ctrl-C stops every process it started. With DATABASE_URL / REDIS_URL
+set it uses those instead (Postgres, a real Redis).
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import webbrowser
+from pathlib import Path
+
+from workers.embedded_redis import EmbeddedRedis
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+
+def _spawn(name: str, args: list[str], env: dict[str, str]) -> tuple[str, subprocess.Popen]:
+    # Own session: Ctrl-C goes to this supervisor only, which then stops the children in order.
+    return name, subprocess.Popen(args, cwd=ROOT, env=env, start_new_session=True)
+
+
+def _stop(procs: list[tuple[str, subprocess.Popen]], timeout_s: float = 15.0) -> None:
+    for _, proc in procs:
+        if proc.poll() is None:
+            try:
+                os.killpg(proc.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+    deadline = time.monotonic() + timeout_s
+    for name, proc in procs:
+        try:
+            proc.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            print(f"[lts] {name} did not stop in {timeout_s:.0f} s; killing it", flush=True)
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+def main() -> int:
+    env = dict(os.environ)
+    env.setdefault("DEBUG", "1")  # a local demo; production runs gunicorn with DEBUG off (docker-compose.yml)
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    env.setdefault("LTS_DEVICE", "local")
+    host, port = env.get("LTS_HOST", "127.0.0.1"), env.get("LTS_PORT", "8000")
+    redis = None
+    if not env.get("REDIS_URL"):
+        redis = EmbeddedRedis().start()
+        env["REDIS_URL"] = redis.url
+        print(f"[lts] embedded Redis on {redis.url}", flush=True)
+    print(f"[lts] database: {env.get('DATABASE_URL') or 'SQLite in var/db.sqlite3'}", flush=True)
+
+    python = str(BIN / "python")
+    manage = [python, str(ROOT / "manage.py")]
+    procs: list[tuple[str, subprocess.Popen]] = []
+    try:
+        subprocess.run([*manage, "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True)
+        subprocess.run([*manage, "lts_demo_user"], cwd=ROOT, env=env, check=True)
+        celery = [str(BIN / "celery"), "-A", "lts_web"]
+        device = env["LTS_DEVICE"]
+        procs.append(_spawn("worker", [*celery, "worker", "-n", "main@%h", "-Q", "control,proxy,train,generate",
+                                       "--concurrency", "2", "-l", "INFO"], env))
+        procs.append(_spawn("profiler", [*celery, "worker", "-n", f"profile-{device}@%h", "-Q", f"profile.{device}",
+                                         "--concurrency", "1", "-l", "INFO"], env))
+        procs.append(_spawn("beat", [*celery, "beat", "-l", "INFO"], env))
+        procs.append(_spawn("web", [str(BIN / "gunicorn"), "lts_web.wsgi", "--bind", f"{host}:{port}",
+                                    "--worker-class", "gthread", "--workers", "2", "--threads", "8",
+                                    "--access-logfile", "-"], env))
+        url = f"http://{host}:{port}/"
+        print(f"[lts] LTS Studio: {url}  (Ctrl-C stops everything)", flush=True)
+        if env.get("DISPLAY") or env.get("WAYLAND_DISPLAY"):
+            webbrowser.open(url)
+        while True:
+            for name, proc in procs:
+                if proc.poll() is not None:
+                    print(f"[lts] {name} exited with code {proc.returncode}; stopping the rest", flush=True)
+                    return 1
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        print("\n[lts] stopping...", flush=True)
+        return 0
+    except subprocess.CalledProcessError as exc:
+        print(f"[lts] {' '.join(exc.cmd[1:3])} failed with code {exc.returncode}", flush=True)
+        return 1
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not abandon the clean-up
+        _stop(procs)
+        if redis:
+            redis.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
