@@ -28,6 +28,7 @@ class TeamViewSet(viewsets.ReadOnlyModelViewSet):
     """The teams the caller belongs to, with their members and roles."""
 
     serializer_class = TeamSerializer
+    queryset = Team.objects.none()  # for the schema; get_queryset scopes to the caller
 
     def get_queryset(self):
         return teams_of(self.request.user).prefetch_related("memberships__user").order_by("name")

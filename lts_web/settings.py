@@ -35,6 +35,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "rest_framework.authtoken",
+    "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "lts_web",
@@ -126,6 +127,16 @@ if DEBUG:
 LTS_DATA_ROOT = envpath("LTS_DATA_ROOT", VAR_DIR / "data")  # registered corpora; paths are confined to it
 LTS_ARTIFACT_ROOT = envpath("LTS_ARTIFACT_ROOT", VAR_DIR / "artifacts")  # checkpoints, exports, zoo models
 LTS_DEVICE = envstr("LTS_DEVICE", "local") or "local"
+# A profiling worker beats every LTS_HEARTBEAT_S; a device or a running measurement silent for
+# LTS_DEVICE_OFFLINE_AFTER_S (3 missed beats) is offline or stale.
+LTS_HEARTBEAT_S = envint("LTS_HEARTBEAT_S", 10, minimum=1)
+LTS_DEVICE_OFFLINE_AFTER_S = envint("LTS_DEVICE_OFFLINE_AFTER_S", 30, minimum=3)
+# A measurement is re-queued after a lost worker at most this many times, then fails with the reason.
+LTS_MEASUREMENT_MAX_ATTEMPTS = envint("LTS_MEASUREMENT_MAX_ATTEMPTS", 3, minimum=1)
+# An active search whose last orchestration step is older than this gets another (lost messages, dead workers).
+LTS_JOB_STALL_S = envint("LTS_JOB_STALL_S", 60, minimum=1)
+# A single measurement (one child process) is killed after this long.
+LTS_PROFILE_TIMEOUT_S = envint("LTS_PROFILE_TIMEOUT_S", 600, minimum=5)
 
 # Redis: the Celery broker and result store. REDIS_URL is the default for both.
 REDIS_URL = envstr("REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -134,6 +145,24 @@ CELERY_RESULT_BACKEND = envstr("CELERY_RESULT_BACKEND") or REDIS_URL
 for _name, _url in (("REDIS_URL", REDIS_URL), ("CELERY_BROKER_URL", CELERY_BROKER_URL)):
     if not _url or not _url.startswith(("redis://", "rediss://", "unix://")):
         raise ImproperlyConfigured(f"{_name}={_url!r} must be a redis:// or rediss:// URL")
+
+
+
+def _next_redis_db(url: str) -> str:
+    """The same server, the next database number: a cache.clear() (FLUSHDB) must never empty the broker's queues."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    path = parts.path.strip("/")
+    db = int(path) if path.isdigit() else 0
+    return urlunsplit(parts._replace(path=f"/{db + 1}"))
+
+
+# Shared cache (frontiers computed on demand, keyed by job revision): CACHE_URL, or the broker's Redis server on the
+# next database number.
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
+                      "LOCATION": envstr("CACHE_URL") or _next_redis_db(REDIS_URL), "KEY_PREFIX": "lts",
+                      "TIMEOUT": 3600}}
 
 # The longest training run we allow; the broker's visibility timeout must outlast it, or Redis would hand
 # an acks_late task that is still running to a second worker.
@@ -155,7 +184,9 @@ CELERY_WORKER_SEND_TASK_EVENTS = True
 CELERY_TASK_SEND_SENT_EVENT = True
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_TASK_ROUTES = {"workers.tasks.*": {"queue": "control"}}
-CELERY_BEAT_SCHEDULE: dict = {}
+CELERY_BEAT_SCHEDULE = {
+    "reap-stale-work": {"task": "workers.tasks.reap_stale_work", "schedule": float(envint("LTS_REAPER_INTERVAL_S", 15, minimum=1))},
+}
 # Named queues; profiling queues are one per device: profile.<device-name> (see workers/queues.py).
 LTS_QUEUES = ("control", "proxy", "train", "generate")
 
@@ -166,6 +197,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 100,
 }

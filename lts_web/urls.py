@@ -16,6 +16,7 @@ router.register("teams", api.TeamViewSet, basename="team")
 api_v1 = [
     path("me/", api.MeView.as_view(), name="api-me"),
     path("auth/token/", ObtainAuthToken.as_view(), name="api-token"),
+    path("", include("searches.urls")),
     path("", include(router.urls)),
 ]
 

@@ -1,0 +1,215 @@
+"""Devices and the shared measurement cache (issue 4); search jobs and candidates (issue 5)."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.validators import RegexValidator
+from django.db import models
+from django.utils import timezone
+
+DEVICE_NAME_VALIDATOR = RegexValidator(
+    r"^[a-z0-9][a-z0-9_.-]{0,62}$", "lower-case letters, digits, '-', '_' and '.', starting with a letter or digit"
+)
+
+
+def profile_queue(device_name: str) -> str:
+    """The Celery queue that only this device's profiling worker consumes."""
+    return f"profile.{device_name}"
+
+
+class Device(models.Model):
+    """A target machine with a profiling worker. Registered and kept alive by that worker (workers/devices.py)."""
+
+    name = models.CharField(max_length=63, unique=True, validators=[DEVICE_NAME_VALIDATOR])
+    hostname = models.CharField(max_length=255, blank=True)
+    hardware = models.JSONField(default=dict, blank=True)  # CPU model, cores, RAM, GPU: see core describe_device()
+    backends = models.JSONField(default=list, blank=True)  # e.g. ["torch", "onnxruntime"]
+    worker_name = models.CharField(max_length=255, blank=True)
+    registered_at = models.DateTimeField(default=timezone.now)
+    last_heartbeat = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def queue(self) -> str:
+        return profile_queue(self.name)
+
+    @property
+    def is_online(self) -> bool:
+        if self.last_heartbeat is None:
+            return False
+        return timezone.now() - self.last_heartbeat < timedelta(seconds=settings.LTS_DEVICE_OFFLINE_AFTER_S)
+
+
+class Measurement(models.Model):
+    """Latency and peak memory of one architecture on one device with one set of settings.
+
+    Shared by every job and user: the unique key makes a second request for it a cache hit, and a retried
+    task a no-op (STYLE.md habit 1).
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        RUNNING = "running"
+        DONE = "done"
+        FAILED = "failed"
+
+    archid = models.CharField(max_length=64)
+    config = models.JSONField()  # the canonical architecture (Architecture.to_dict())
+    device = models.ForeignKey(Device, on_delete=models.PROTECT, related_name="measurements")
+    backend = models.CharField(max_length=20)
+    batch_size = models.PositiveIntegerField()
+    seq_len = models.PositiveIntegerField()
+    threads = models.PositiveIntegerField()
+    mode = models.CharField(max_length=10)
+    dtype = models.CharField(max_length=10)
+    device_type = models.CharField(max_length=10, default="cpu")  # "cpu" or "cuda" on that machine
+    options = models.JSONField(default=dict, blank=True)  # the remaining profiler settings (tolerance, repeats)
+
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    claimed_by = models.CharField(max_length=255, blank=True)
+    task_id = models.CharField(max_length=64, blank=True)
+    dispatched_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True)
+
+    latency_median_s = models.FloatField(null=True, blank=True)
+    latency_p10_s = models.FloatField(null=True, blank=True)
+    latency_p90_s = models.FloatField(null=True, blank=True)
+    latency_mean_s = models.FloatField(null=True, blank=True)
+    latency_std_s = models.FloatField(null=True, blank=True)
+    latency_n = models.PositiveIntegerField(null=True, blank=True)
+    peak_memory_mb = models.FloatField(null=True, blank=True)
+    param_bytes = models.BigIntegerField(null=True, blank=True)
+    onnx_file_bytes = models.BigIntegerField(null=True, blank=True)
+    wall_s = models.FloatField(null=True, blank=True)
+    details = models.JSONField(default=dict, blank=True)  # device description, library versions, all settings
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["archid", "device", "backend", "batch_size", "seq_len", "threads", "mode", "dtype", "device_type"],
+                name="unique_measurement_key",
+            )
+        ]
+        indexes = [
+            # the reaper: running rows with a stale heartbeat, pending rows that were never picked up
+            models.Index(fields=["status", "heartbeat_at"], name="measurement_status_hb"),
+            models.Index(fields=["device", "status"], name="measurement_device_status"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.archid} on {self.device_id} ({self.backend}, {self.mode}, b{self.batch_size}x{self.seq_len})"
+
+
+class SearchJob(models.Model):
+    """One LTS search a team submitted: its validated spec, where it stands, and its history of hypervolumes."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        PAUSED = "paused"
+        WAITING = "waiting-for-device", "waiting for device"
+        COMPLETED = "completed"
+        FAILED = "failed"
+        CANCELLED = "cancelled"
+
+    ACTIVE = (Status.QUEUED, Status.RUNNING, Status.WAITING)
+    FINISHED = (Status.COMPLETED, Status.FAILED, Status.CANCELLED)
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="searches")
+    team = models.ForeignKey("lts_web.Team", on_delete=models.CASCADE, related_name="searches")
+    name = models.CharField(max_length=200)
+    spec = models.JSONField()  # normalized by searches.specs.normalize_spec: space, objectives, budget, ...
+    device = models.ForeignKey(Device, null=True, blank=True, on_delete=models.PROTECT, related_name="searches")
+
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.QUEUED)
+    generation = models.PositiveIntegerField(default=0)  # generations proposed so far
+    rng_state = models.JSONField(null=True, blank=True)  # the RNG stream after the last proposal
+    hypervolumes = models.JSONField(default=list, blank=True)  # [{"generation", "hypervolume", "frontier_size"}]
+    dropped_infeasible = models.PositiveIntegerField(default=0)  # proposals outside the proxy constraint
+    hardware_seconds = models.FloatField(default=0.0)  # device time spent on this job's new measurements
+    revision = models.BigIntegerField(default=0)  # bumped with every change to the job or its candidates
+    # {"candidates", "measured", "measuring", "failed", "pareto"}: refreshed by every step that changes them, so that
+    # the dashboard and the live poll need no COUNT over 100,000 candidates (60-110 ms each on PostgreSQL here).
+    counts = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True)
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    advanced_at = models.DateTimeField(null=True, blank=True)  # last orchestration step: the reaper's clock
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["team", "-created_at"], name="search_team_created"),
+            models.Index(fields=["status", "advanced_at"], name="search_status_advanced"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} (#{self.pk})"
+
+    @property
+    def objectives(self) -> list[str]:
+        return list(self.spec["objectives"])
+
+    @property
+    def needs_hardware(self) -> bool:
+        return bool({"latency", "memory"} & set(self.spec["objectives"]))
+
+
+class Candidate(models.Model):
+    """An architecture a job proposed. Its latency/memory live in the shared Measurement it references."""
+
+    class Status(models.TextChoices):
+        MEASURING = "measuring"
+        MEASURED = "measured"
+        FAILED = "failed"
+        CANCELLED = "cancelled"
+
+    job = models.ForeignKey(SearchJob, on_delete=models.CASCADE, related_name="candidates")
+    archid = models.CharField(max_length=64)
+    config = models.JSONField()
+    generation = models.PositiveIntegerField()
+    position = models.PositiveIntegerField()  # order within its generation: the history order the core needs
+    origin = models.CharField(max_length=10)  # init, mutation, crossover, random
+    parents = models.JSONField(default=list, blank=True)  # archids
+    n_layer = models.PositiveIntegerField()
+    d_model = models.PositiveIntegerField()
+    d_inner = models.PositiveIntegerField()
+    n_head = models.PositiveIntegerField()
+    non_embedding_params = models.BigIntegerField()
+    total_params = models.BigIntegerField()
+    measurement = models.ForeignKey(Measurement, null=True, blank=True, on_delete=models.SET_NULL,
+                                    related_name="candidates")
+    cache_hit = models.BooleanField(default=False)  # its measurement existed before this job asked
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.MEASURING)
+    feasible = models.BooleanField(null=True)  # None until measured; latency/memory constraints
+    is_pareto = models.BooleanField(default=False)
+    revision = models.BigIntegerField(default=0)  # the job revision of its last change: the `after` cursor
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["job", "archid"], name="unique_candidate_per_job")]
+        indexes = [
+            models.Index(fields=["job", "generation", "position"], name="candidate_job_order"),
+            models.Index(fields=["job", "revision"], name="candidate_job_revision"),
+            models.Index(fields=["job", "status"], name="candidate_job_status"),
+            models.Index(fields=["job", "is_pareto"], name="candidate_job_pareto"),
+            models.Index(fields=["job", "non_embedding_params"], name="candidate_job_proxy"),
+        ]
+        ordering = ["generation", "position"]
+
+    def __str__(self) -> str:
+        return f"{self.archid} in job {self.job_id}"

@@ -40,9 +40,11 @@ def api_client():
 
 
 class WorkerProcess:
-    """A real `celery worker` subprocess on its own queue(s), pointed at the test broker and database."""
+    """A real `celery worker` (or, with beat=True, `celery beat`) subprocess pointed at the test broker and
+    database."""
 
-    def __init__(self, queues: list[str], *, env: dict[str, str] | None = None, concurrency: int = 1):
+    def __init__(self, queues: list[str], *, env: dict[str, str] | None = None, concurrency: int = 1,
+                 beat: bool = False):
         self.queues = queues
         self.name = f"test-{uuid.uuid4().hex[:8]}@%h"
         full_env = {**os.environ, **(env or {})}
@@ -57,10 +59,14 @@ class WorkerProcess:
             )
         self.log = Path(os.environ["LTS_VAR_DIR"]) / f"worker-{uuid.uuid4().hex[:8]}.log"
         self._log_file = open(self.log, "wb")
+        if beat:
+            schedule = Path(os.environ["LTS_VAR_DIR"]) / f"beat-{uuid.uuid4().hex[:8]}"
+            args = ["beat", "-l", "INFO", "-s", str(schedule)]
+        else:
+            args = ["worker", "-n", self.name, "-Q", ",".join(queues), "--pool", "prefork", "--concurrency",
+                    str(concurrency), "-l", "INFO", "--without-gossip", "--without-mingle"]
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "lts_web", "worker", "-n", self.name, "-Q", ",".join(queues),
-             "--pool", "prefork", "--concurrency", str(concurrency), "-l", "INFO", "--without-gossip",
-             "--without-mingle"],
+            [sys.executable, "-m", "celery", "-A", "lts_web", *args],
             cwd=ROOT, env=full_env, stdout=self._log_file, stderr=subprocess.STDOUT, start_new_session=True,
         )
 
@@ -105,3 +111,12 @@ def wait_for(predicate, timeout_s: float, interval_s: float = 0.2, message: str 
             return value
         time.sleep(interval_s)
     raise AssertionError(f"timed out after {timeout_s} s waiting for {message}")
+
+
+@pytest.fixture(autouse=True)
+def _empty_cache():
+    """Database ids repeat between tests (rolled back): a cached frontier of one test must not leak into another."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield

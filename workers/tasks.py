@@ -1,13 +1,140 @@
-"""Celery tasks. Thin: take primary keys, load, call the core, save (STYLE.md)."""
+"""Celery tasks. Thin: take primary keys, load, call the core, save (STYLE.md). A missing row is logged, not raised."""
 from __future__ import annotations
 
+import contextlib
+import logging
+import multiprocessing
 import platform
 import socket
+import threading
+from typing import Iterator
 
 from celery import shared_task
+from django.conf import settings
+from django.db import InterfaceError, OperationalError, close_old_connections, connection
+from django.utils import timezone
+
+import workers.devices  # noqa: F401  (registers the profiling worker's device on worker start)
+from searches.core.arch import Architecture
+from searches.core.profiling import ProfilingError, profile
+from searches.models import Measurement
+from searches import services
+
+logger = logging.getLogger(__name__)
 
 
 @shared_task(name="workers.tasks.ping")
 def ping(payload: str = "pong") -> dict:
     """A round trip through the broker and the result store; used by health tooling and tests."""
     return {"payload": payload, "hostname": socket.gethostname(), "python": platform.python_version()}
+
+
+@contextlib.contextmanager
+def _children_allowed() -> Iterator[None]:
+    """Celery's prefork pool marks its processes daemonic, and multiprocessing refuses children to a daemon.
+
+    The profiler's children are fresh processes that it joins or kills itself before returning, so lifting the
+    flag for the call is safe; without it every measurement fails with "daemonic processes are not allowed to
+    have children". Billiard also leaves its own authkey type there, which the stdlib refuses to pickle when it
+    sends the key to the forkserver: swap in the stdlib type holding the same bytes.
+    """
+    from multiprocessing.process import AuthenticationString
+
+    process = multiprocessing.current_process()
+    saved = dict(process._config)
+    process._config["daemon"] = False
+    if "authkey" in saved:
+        process._config["authkey"] = AuthenticationString(bytes(saved["authkey"]))
+    try:
+        yield
+    finally:
+        process._config.clear()
+        process._config.update(saved)
+
+
+@contextlib.contextmanager
+def _heartbeat(measurement_id: int, worker: str) -> Iterator[None]:
+    """Refresh the running row's heartbeat every LTS_HEARTBEAT_S so the reaper knows this worker is alive."""
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(settings.LTS_HEARTBEAT_S):
+            try:
+                Measurement.objects.filter(pk=measurement_id, claimed_by=worker, status=Measurement.Status.RUNNING)\
+                    .update(heartbeat_at=timezone.now())
+            except Exception:  # a database blip: the next beat retries; three missed beats let the reaper act
+                logger.exception("heartbeat of measurement %s failed", measurement_id)
+        connection.close()
+
+    thread = threading.Thread(target=beat, name=f"heartbeat-{measurement_id}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(5)
+
+
+@shared_task(name="workers.tasks.profile_measurement", bind=True, acks_late=True, reject_on_worker_lost=True)
+def profile_measurement(self, measurement_id: int) -> str:
+    """Measure one architecture on this worker's device. Sent only to the queue profile.<device>."""
+    close_old_connections()
+    measurement = Measurement.objects.filter(pk=measurement_id).select_related("device").first()
+    if measurement is None:
+        logger.warning("measurement %s no longer exists", measurement_id)
+        return "missing"
+    if measurement.device.name != settings.LTS_DEVICE:
+        # Routing sends it to profile.<device>; a worker with the wrong LTS_DEVICE must not time someone else's.
+        logger.error("measurement %s is for device %s, this worker is %s", measurement_id, measurement.device.name,
+                     settings.LTS_DEVICE)
+        return "wrong-device"
+    worker = f"{self.request.hostname or socket.gethostname()}:{self.request.id}"
+    if not services.try_claim_measurement(measurement_id, worker):
+        return "already-claimed"  # done, failed, or running on a live worker: re-delivery is a no-op
+    try:
+        arch = Architecture.from_dict(measurement.config)
+        profile_settings = services.measurement_settings(measurement)
+        with _heartbeat(measurement_id, worker), _children_allowed():
+            result = profile(arch, profile_settings, timeout_s=settings.LTS_PROFILE_TIMEOUT_S)
+    except ProfilingError as exc:  # a crash, a timeout, an out-of-memory: permanent for these settings
+        outcome = "failed" if services.do_fail_measurement(measurement_id, worker, str(exc)) else "lost-claim"
+    except Exception as exc:
+        services.do_fail_measurement(measurement_id, worker, f"{type(exc).__name__}: {exc}")
+        services.do_measurement_finished(measurement_id)
+        raise
+    else:
+        outcome = "done" if services.do_save_measurement(measurement_id, worker, result) else "lost-claim"
+    if outcome == "lost-claim":
+        logger.warning("measurement %s was reclaimed while this worker ran it; result discarded", measurement_id)
+    else:
+        services.do_measurement_finished(measurement_id)
+    return outcome
+
+
+# Transient database trouble (a restarted server, a locked SQLite file) is retried; anything else fails the job
+# with its reason (a user error or a bug: retrying would not help).
+_TRANSIENT = (OperationalError, InterfaceError)
+
+
+@shared_task(name="workers.tasks.advance_search", autoretry_for=_TRANSIENT, retry_backoff=1, retry_backoff_max=60,
+             retry_jitter=True, max_retries=8)
+def advance_search(job_id: int) -> str:
+    """One orchestration step of a search job (idempotent: see searches/services/jobs.py)."""
+    close_old_connections()
+    try:
+        return services.do_advance_search(job_id)
+    except _TRANSIENT:
+        raise
+    except Exception as exc:
+        logger.exception("search %s failed", job_id)
+        services.do_fail_search(job_id, f"{type(exc).__name__}: {exc}")
+        return "failed"
+
+
+@shared_task(name="workers.tasks.reap_stale_work")
+def reap_stale_work() -> dict:
+    """Periodic (beat): re-queue or fail measurements whose worker died; kick searches whose step was lost."""
+    close_old_connections()
+    result = services.do_reap_measurements()
+    result["searches_kicked"] = len(services.do_reap_searches())
+    return result

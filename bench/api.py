@@ -1,0 +1,293 @@
+"""API latency with 100,000 candidates in PostgreSQL under 20 concurrent clients, and orchestration overhead.
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/test .venv/bin/python bench/api.py http
+    .venv/bin/python bench/api.py orchestration          # real workers, real profiling, tiny preset
+
+`http` seeds its own database (lts_bench_api, dropped and re-created), starts gunicorn on a free port and measures
+p50/p95 of the candidates list, the `after` poll and the frontier endpoint. `orchestration` runs a tiny search
+through a real control worker and profiling worker and reports job wall time minus time spent measuring.
+"""
+from __future__ import annotations
+
+import argparse
+import http.client
+import itertools
+import json
+import os
+import platform
+import random
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _machine() -> str:
+    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}"
+
+
+def _setup_django(env: dict[str, str]) -> None:
+    os.environ.update(env)
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "lts_web.settings")
+    import django
+
+    django.setup()
+
+
+# ---- http -----------------------------------------------------------------------------------------------------------
+
+def _bench_database(url: str) -> str:
+    import psycopg
+
+    parts = urlsplit(url)
+    admin = urlunsplit(parts._replace(path="/postgres"))
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute("DROP DATABASE IF EXISTS lts_bench_api")
+        conn.execute("CREATE DATABASE lts_bench_api")
+    return urlunsplit(parts._replace(path="/lts_bench_api"))
+
+
+def _seed(n: int, seed: int = 0) -> tuple[int, str, int]:
+    """A finished job with n candidates, each with a done measurement; returns (job id, token, last revision)."""
+    import numpy as np
+    from django.contrib.auth import get_user_model
+    from django.core.management import call_command
+    from rest_framework.authtoken.models import Token
+
+    from lts_web.services import do_create_team
+    from searches.core.arch import Architecture
+    from searches.core.pareto import pareto_mask
+    from searches.models import Candidate, Device, Measurement, SearchJob
+    from searches.specs import normalize_spec
+
+    call_command("migrate", verbosity=0)
+    user = get_user_model().objects.create_user("bench", password="bench-password-1")
+    team = do_create_team("bench", user)
+    token = Token.objects.create(user=user).key
+    device = Device.objects.create(name="bench")
+    spec = normalize_spec({"preset": "gpt2-lts", "device": "bench", "budget": {"generations": 1000}})
+    rng = random.Random(seed)
+    combos = list(itertools.product(range(1, 25), range(64, 4096, 64), range(64, 4096, 64), (1, 2, 4)))
+    rng.shuffle(combos)
+    archs = [Architecture(n_layer=l, d_model=d, d_inner=i, n_head=h) for l, d, i, h in combos[:n]]
+    per_gen = 100
+    revisions = n // per_gen
+    job = SearchJob.objects.create(owner=user, team=team, name="100k", spec=spec, device=device, status="completed",
+                                   generation=revisions, revision=revisions + 1)
+    noise = np.random.default_rng(seed)
+    proxies = np.array([a.non_embedding_params for a in archs], dtype=float)
+    latency = proxies * 4e-8 * noise.lognormal(0, 0.3, n) + 0.01
+    memory = proxies * 4 / 2**20 * noise.lognormal(0, 0.2, n) + 30
+    pareto = pareto_mask(np.column_stack([proxies, latency, memory]), ["maximize", "minimize", "minimize"])
+    batch = 5000
+    for start in range(0, n, batch):
+        chunk = range(start, min(n, start + batch))
+        ms = Measurement.objects.bulk_create([
+            Measurement(archid=archs[i].archid, config=archs[i].to_dict(), device=device, backend="torch",
+                        batch_size=1, seq_len=1024, threads=1, mode="prefill", dtype="float32", status="done",
+                        latency_median_s=latency[i], peak_memory_mb=memory[i], wall_s=1.0) for i in chunk])
+        Candidate.objects.bulk_create([
+            Candidate(job=job, archid=a.archid, config=a.to_dict(), generation=i // per_gen, position=i % per_gen,
+                      origin="random", n_layer=a.n_layer, d_model=a.d_model, d_inner=a.d_inner, n_head=a.n_head,
+                      non_embedding_params=a.non_embedding_params, total_params=a.total_params, measurement=m,
+                      status="measured", feasible=True, is_pareto=bool(pareto[i]), revision=i // per_gen + 1)
+            for i, a, m in zip(chunk, (archs[i] for i in chunk), ms)])
+    SearchJob.objects.filter(pk=job.pk).update(counts={"candidates": n, "measured": n, "measuring": 0, "failed": 0,
+                                                       "pareto": int(pareto.sum())})
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE")
+    return job.pk, token, job.revision
+
+
+def _client(port: int, token: str, paths: list[tuple[str, str]], until: float, out: dict[str, list[float]],
+            errors: list[str], think_s: float = 0.0) -> None:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    headers = {"Authorization": f"Token {token}", "Host": "127.0.0.1"}
+    i = random.randrange(len(paths))
+    while time.monotonic() < until:
+        name, path = paths[i % len(paths)]
+        i += 1
+        started = time.perf_counter()
+        try:
+            conn.request("GET", path() if callable(path) else path, headers=headers)
+            response = conn.getresponse()
+            body = response.read()
+        except (OSError, http.client.HTTPException) as exc:
+            errors.append(f"{name}: {exc}")
+            conn.close()
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            continue
+        elapsed = time.perf_counter() - started
+        if response.status != 200:
+            errors.append(f"{name}: HTTP {response.status} {body[:200]!r}")
+        out.setdefault(name, []).append(elapsed)
+        out.setdefault(name + ":bytes", []).append(len(body))
+        if think_s:  # a dashboard polls about once a second; 0 = a closed loop that saturates the server
+            time.sleep(random.uniform(0.5, 1.5) * think_s)
+    conn.close()
+
+
+def bench_http(args) -> None:
+    url = os.environ.get("DATABASE_URL", "")
+    if not url.startswith("postgres"):
+        sys.exit("bench/api.py http measures PostgreSQL: set DATABASE_URL=postgres://...")
+    db_url = _bench_database(url)
+    var = tempfile.mkdtemp(prefix="lts-bench-")
+    from workers.embedded_redis import EmbeddedRedis
+
+    redis = None
+    if not os.environ.get("REDIS_URL"):
+        redis = EmbeddedRedis().start()
+        os.environ["REDIS_URL"] = redis.url
+    env = {"DATABASE_URL": db_url, "DEBUG": "0", "SECRET_KEY": "bench-" + "k7x" * 20, "SECURE_SSL_REDIRECT": "0",
+           "ALLOWED_HOSTS": "127.0.0.1", "LTS_VAR_DIR": var, "LOG_LEVEL": "WARNING"}
+    _setup_django(env)
+    t0 = time.monotonic()
+    job_id, token, revision = _seed(args.candidates)
+    print(f"seeded {args.candidates:,} candidates in {time.monotonic() - t0:.1f} s", flush=True)
+    port = _free_port()
+    server = subprocess.Popen(
+        [str(Path(sys.executable).parent / "gunicorn"), "lts_web.wsgi", "--bind", f"127.0.0.1:{port}",
+         "--worker-class", "gthread", "--workers", str(args.workers), "--threads", str(args.threads),
+         "--log-level", "warning"], cwd=ROOT, env={**os.environ, **env}, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                time.sleep(0.2)
+        n = args.candidates
+        paths = [
+            ("candidates list (page of 100)", lambda: f"/api/v1/candidates/?job={job_id}&limit=100"
+                                                      f"&offset={random.randrange(0, n - 100)}"),
+            ("after poll (last generation)", f"/api/v1/candidates/?job={job_id}&after={revision - 2}"),
+            ("frontier (job objectives)", f"/api/v1/searches/{job_id}/frontier/"),
+            ("frontier (proxy vs latency)", f"/api/v1/searches/{job_id}/frontier/?objectives=proxy,latency"),
+        ]
+        warm: dict[str, list[float]] = {}
+        _client(port, token, paths, time.monotonic() + 5, warm, [])  # warm-up: connections, caches
+        results: dict[str, list[float]] = {}
+        errors: list[str] = []
+        until = time.monotonic() + args.seconds
+        threads = [threading.Thread(target=_client, args=(port, token, paths, until, results, errors, args.think))
+                   for _ in range(args.clients)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(20)
+        if redis:
+            redis.stop()
+    total = sum(len(results.get(name, [])) for name, _ in paths)
+    print(f"\n{args.clients} concurrent clients, think time {args.think} s (uniform 0.5-1.5x), for {args.seconds} s: "
+          f"{total / args.seconds:.1f} requests/s; {args.candidates:,} candidates; gunicorn {args.workers} workers x "
+          f"{args.threads} threads; machine: {_machine()}")
+    print("| endpoint | requests | p50 ms | p95 ms | p99 ms | bytes per response |\n|---|---|---|---|---|---|")
+    for name, _ in paths:
+        samples = sorted(results.get(name, []))
+        if not samples:
+            continue
+        q = statistics.quantiles(samples, n=100)
+        size = statistics.median(results[name + ":bytes"])
+        print(f"| {name} | {len(samples)} | {statistics.median(samples) * 1000:.1f} | {q[94] * 1000:.1f} | "
+              f"{q[98] * 1000:.1f} | {size:,.0f} |")
+    if errors:
+        print(f"{len(errors)} errors, first: {errors[:3]}")
+
+
+# ---- orchestration --------------------------------------------------------------------------------------------------
+
+def bench_orchestration(args) -> None:
+    var = tempfile.mkdtemp(prefix="lts-bench-orch-")
+    from workers.embedded_redis import EmbeddedRedis
+
+    redis = None
+    if not os.environ.get("REDIS_URL"):
+        redis = EmbeddedRedis().start()
+        os.environ["REDIS_URL"] = redis.url
+    env = {"DEBUG": "1", "LTS_VAR_DIR": var, "LTS_DEVICE": "bench-local", "LOG_LEVEL": "WARNING"}
+    _setup_django(env)
+    from django.contrib.auth import get_user_model
+    from django.core.management import call_command
+
+    from lts_web.services import do_create_team
+    from searches import services
+    from searches.models import Device, SearchJob
+    from searches.specs import normalize_spec
+
+    call_command("migrate", verbosity=0)
+    user = get_user_model().objects.create_user("bench")
+    team = do_create_team("bench", user)
+    celery = [sys.executable, "-m", "celery", "-A", "lts_web", "worker", "-l", "WARNING", "--without-gossip",
+              "--without-mingle"]
+    procs = [subprocess.Popen([*celery, "-Q", "control", "-n", "control@%h"], cwd=ROOT, env=os.environ.copy(),
+                              start_new_session=True),
+             subprocess.Popen([*celery, "-Q", "profile.bench-local", "-n", "profile@%h", "--concurrency", "1"],
+                              cwd=ROOT, env=os.environ.copy(), start_new_session=True)]
+    try:
+        while not Device.objects.filter(name="bench-local").exists():
+            time.sleep(0.2)
+        spec = normalize_spec({"preset": "tiny", "device": "bench-local", "budget": {"generations": args.generations},
+                               "seed": args.seed})
+        job = services.do_create_search(owner=user, team=team, name="overhead", spec=spec)
+        while job.status not in SearchJob.FINISHED:
+            time.sleep(0.2)
+            job.refresh_from_db()
+    finally:
+        for p in procs:
+            os.killpg(p.pid, signal.SIGTERM)
+        for p in procs:
+            p.wait(30)
+        if redis:
+            redis.stop()
+    rows = list(job.candidates.select_related("measurement"))
+    wall = (job.finished_at - job.created_at).total_seconds()
+    measuring = sum(c.measurement.wall_s for c in rows if not c.cache_hit)
+    overhead = wall - measuring
+    print(f"tiny preset, {args.generations} generations, seed {args.seed}: {len(rows)} candidates, status {job.status}")
+    print(f"job wall {wall:.1f} s, measuring {measuring:.1f} s (sum of profile() wall times), overhead "
+          f"{overhead:.2f} s = {overhead / len(rows) * 1000:.0f} ms per candidate = {overhead / measuring:.1%} of the "
+          f"measuring time; machine: {_machine()}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="part", required=True)
+    h = sub.add_parser("http")
+    h.add_argument("--candidates", type=int, default=100_000)
+    h.add_argument("--clients", type=int, default=20)
+    h.add_argument("--seconds", type=float, default=30)
+    h.add_argument("--workers", type=int, default=2)
+    h.add_argument("--threads", type=int, default=8)
+    h.add_argument("--think", type=float, default=1.0, help="seconds between a client's requests (0: closed loop)")
+    o = sub.add_parser("orchestration")
+    o.add_argument("--generations", type=int, default=3)
+    o.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args()
+    bench_http(args) if args.part == "http" else bench_orchestration(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,314 @@
+"""What runs inside the fresh child processes: build, export, measure memory, then latency.
+
+Each function takes a JSON-like payload and returns a picklable dict; ``child_main`` sends it (or the failure) to the
+parent through a pipe. Nothing here is called in the parent process.
+"""
+from __future__ import annotations
+
+import gc
+import os
+import platform
+import signal
+import sys
+import time
+import traceback
+from typing import Any, Callable
+
+from searches.core.arch import Architecture, build_model
+
+from .settings import DECODE_STEPS, ProfileSettings
+from .stats import LatencyStats, repeat_until_stable
+
+__all__ = ["Unavailable", "child_main"]
+
+_SEED = 0
+_MiB = 1024 * 1024  # "MB" as the reference reports its ONNX file size: bytes / 1024**2
+
+
+class Unavailable(Exception):
+    """The device or backend is missing here: reported as such, not as a crash."""
+
+
+def child_main(conn: Any, target: str, payload: dict[str, Any]) -> None:
+    """Entry point of a child: run ``target`` and send ("ok", result) | ("unavailable", msg) | ("error", text)."""
+    try:
+        _inject(payload.get("fault"))
+        runner: Callable[[dict[str, Any]], dict[str, Any]] = {
+            "torch": _torch_child, "export": _export_child, "onnxruntime": _ort_child,
+        }[target]
+        conn.send(("ok", runner(payload)))
+    except Unavailable as exc:
+        conn.send(("unavailable", str(exc)))
+    except BaseException as exc:  # noqa: BLE001 - whatever it is, the parent must get it as text
+        summary = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+        conn.send(("error", (summary, traceback.format_exc())))
+    conn.close()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Skip the interpreter's tear-down of torch and its ~0.4-0.8 GB: the parent waits for this process to end
+    # before the next measurement, and there is nothing left to clean up here.
+    os._exit(0)
+
+
+def _inject(fault: str | None) -> None:
+    """Test hook: fail the way real children fail (segfault, hard exit, hang, exception)."""
+    if fault == "crash":
+        os.kill(os.getpid(), signal.SIGSEGV)
+    elif fault == "exit":
+        os._exit(3)
+    elif fault == "hang":
+        time.sleep(3600)
+    elif fault == "raise":
+        raise RuntimeError("injected failure")
+
+
+def _quiet() -> None:
+    """The exporter and transformers log dozens of harmless warnings per model (no torchvision, deprecations)."""
+    import logging
+    import warnings
+
+    warnings.filterwarnings("ignore")
+    logging.getLogger("torch.onnx").setLevel(logging.ERROR)
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+
+
+def _status_kb(*keys: str) -> dict[str, int]:
+    values: dict[str, int] = {}
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            name, _, value = line.partition(":")
+            if name in keys:
+                values[name] = int(value.split()[0])
+    return values
+
+
+def _ru_maxrss_kb() -> int:
+    import resource
+
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss // 1024 if platform.system() == "Darwin" else rss  # bytes on macOS, kB elsewhere
+
+
+class _HostMemory:
+    """Peak resident memory added since ``start()``.
+
+    Linux: VmHWM reset through /proc/self/clear_refs ("5", kernel >= 4.0), so the peak counts from here, and the
+    kernel tracks it (tracemalloc sees neither torch nor onnxruntime allocations). Elsewhere ru_maxrss, which cannot
+    be reset but starts near the inherited resident size in a fresh child.
+    """
+
+    def start(self) -> None:
+        gc.collect()
+        try:
+            with open("/proc/self/clear_refs", "w") as fh:
+                fh.write("5")
+            self.method = "vmhwm"
+            self.base_kb = _status_kb("VmRSS")["VmRSS"]
+        except (OSError, KeyError):
+            self.method = "ru_maxrss"
+            self.base_kb = _ru_maxrss_kb()
+
+    def restart_peak(self) -> None:
+        """Forget the peak so far (keeping the baseline): later peaks count from the memory resident now."""
+        if self.method == "vmhwm":
+            with open("/proc/self/clear_refs", "w") as fh:
+                fh.write("5")
+
+    def peak_added_mb(self) -> float:
+        peak_kb = _status_kb("VmHWM")["VmHWM"] if self.method == "vmhwm" else _ru_maxrss_kb()
+        return max(peak_kb - self.base_kb, 0) / 1024
+
+
+def _cpu_snapshot() -> tuple[float, list[int], float] | None:
+    """(monotonic time, /proc/stat's first line as ticks, this process's CPU seconds), or None without /proc/stat."""
+    try:
+        with open("/proc/stat") as fh:
+            ticks = [int(v) for v in fh.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    own = os.times()
+    return time.monotonic(), ticks, own.user + own.system
+
+
+def _background_cpu(start: tuple[float, list[int], float] | None) -> dict[str, float] | None:
+    """Cores that OTHER processes kept busy, and cores the hypervisor stole, on average since ``start``.
+
+    A shared machine can slow a whole measurement by 30-50% with no sign in its spread (all repeats slow alike), so
+    the load is recorded next to the figure for whoever has to judge it.
+    """
+    end = _cpu_snapshot()
+    if start is None or end is None or end[0] <= start[0]:
+        return None
+    hz = os.sysconf("SC_CLK_TCK")
+    delta = [b - a for a, b in zip(start[1], end[1])]
+    # user nice system idle iowait irq softirq steal ...
+    busy = (delta[0] + delta[1] + delta[2] + delta[5] + delta[6]) / hz
+    wall = end[0] - start[0]
+    return {"other_processes": round(max(busy - (end[2] - start[2]), 0.0) / wall, 3),
+            "steal": round(delta[7] / hz / wall, 3) if len(delta) > 7 else 0.0}
+
+
+def _input_ids(arch: Architecture, batch: int, length: int, salt: int) -> Any:
+    """Random token ids, seeded: zeros would read one embedding row only."""
+    import torch
+
+    gen = torch.Generator().manual_seed(_SEED + salt)
+    return torch.randint(0, arch.vocab_size, (batch, length), generator=gen)
+
+
+def _param_bytes(model: Any) -> int:
+    return sum(p.numel() * p.element_size() for p in model.parameters())  # counts the tied wte/lm_head once
+
+
+def _load(payload: dict[str, Any]) -> tuple[Architecture, ProfileSettings]:
+    _quiet()
+    return Architecture.from_dict(payload["arch"]), ProfileSettings.from_dict(payload["settings"])
+
+
+def _torch_child(payload: dict[str, Any]) -> dict[str, Any]:
+    import torch
+
+    arch, s = _load(payload)
+    cuda = s.device == "cuda"
+    if cuda and not torch.cuda.is_available():
+        raise Unavailable("device 'cuda' requested but torch sees no usable CUDA GPU on this machine")
+    torch.set_num_threads(s.threads)
+    torch.set_default_dtype(getattr(torch, s.dtype))  # parameters born in the dtype: no float32 copy in the peak
+    prompt = _input_ids(arch, s.batch_size, s.seq_len, 0).to(s.device)
+    steps = _input_ids(arch, s.batch_size, DECODE_STEPS, 1).to(s.device)
+    sync: Callable[[], None] = torch.cuda.synchronize if cuda else (lambda: None)
+    phases: dict[str, float] = {}
+
+    host = _HostMemory()
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
+        cuda_base = torch.cuda.memory_allocated()
+    else:
+        host.start()
+    t0 = time.perf_counter()
+    model = build_model(arch, device=s.device, seed=_SEED)
+    phases["build"] = time.perf_counter() - t0
+    # The weights stay counted (resident now), but not build_model's transient peak: GPT2LMHeadModel allocates
+    # lm_head before tying it to wte, vocab x d_model floats (110 MiB at d_model 576) freed at once, which a model
+    # loaded from a checkpoint never allocates. At seq 64 that transient would be most of the "peak".
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
+    else:
+        host.restart_peak()
+
+    with torch.inference_mode():
+        if s.mode == "prefill":
+            def run() -> None:
+                model(input_ids=prompt, use_cache=False)
+        else:
+            cache = model(input_ids=prompt, use_cache=True).cache
+
+            def run() -> None:
+                for i in range(DECODE_STEPS):
+                    model(input_ids=steps[:, i:i + 1], cache=cache, use_cache=True)
+                cache.crop(-DECODE_STEPS)  # back to the prompt: every sample decodes at the same context length
+
+        t0 = time.perf_counter()
+        run()  # the first warm-up run, and the memory measurement
+        sync()
+        if cuda:
+            peak_mb, method = (torch.cuda.max_memory_allocated() - cuda_base) / _MiB, "cuda_max_memory_allocated"
+        else:
+            peak_mb, method = host.peak_added_mb(), host.method
+        phases["memory"] = time.perf_counter() - t0
+        for _ in range(s.warmup - 1):
+            run()
+        per_sample = DECODE_STEPS if s.mode == "decode" else 1
+
+        def timed() -> float:
+            sync()
+            start = time.perf_counter()
+            run()
+            sync()
+            return (time.perf_counter() - start) / per_sample
+
+        t0, cpu0 = time.perf_counter(), _cpu_snapshot()
+        latency = _repeat(timed, s)
+        phases["latency"] = time.perf_counter() - t0
+    return {
+        "latency": latency, "peak_memory_mb": peak_mb, "memory_method": method, "param_bytes": _param_bytes(model),
+        "phases": phases, "cuda_device": torch.cuda.get_device_name() if cuda else None,
+        "background_cpu": _background_cpu(cpu0),
+    }
+
+
+def _export_child(payload: dict[str, Any]) -> dict[str, Any]:
+    """Export the prefill graph (logits only) to workdir/model.onnx, the weights to model.onnx.data."""
+    import torch
+
+    arch, s = _load(payload)
+    torch.set_num_threads(s.threads)
+    t0 = time.perf_counter()
+    model = build_model(arch, seed=_SEED)
+    build_s = time.perf_counter() - t0
+
+    class LogitsOnly(torch.nn.Module):
+        # transformers 5 returns a ModelOutput holding a cache object, which the exporter cannot flatten.
+        def __init__(self, inner: torch.nn.Module):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+            return self.inner(input_ids=input_ids, use_cache=False).logits
+
+    workdir = payload["workdir"]
+    path = os.path.join(workdir, "model.onnx")
+    t0 = time.perf_counter()
+    # external_data=True: the weights are written straight to model.onnx.data; one protobuf file costs 1.5 s more on
+    # the 16M model (4.3 s against 2.8 s). optimize=False would save ~0.3 s but onnxruntime then spends ~0.2 s more
+    # optimizing the session itself.
+    torch.onnx.export(LogitsOnly(model), (_input_ids(arch, s.batch_size, s.seq_len, 0),), path, dynamo=True,
+                      external_data=True, optimize=True, verbose=False, input_names=["input_ids"],
+                      output_names=["logits"])
+    export_s = time.perf_counter() - t0
+    file_bytes = sum(os.path.getsize(os.path.join(workdir, f)) for f in os.listdir(workdir))
+    return {"path": path, "onnx_file_bytes": file_bytes, "param_bytes": _param_bytes(model),
+            "phases": {"build": build_s, "export": export_s}}
+
+
+def _ort_child(payload: dict[str, Any]) -> dict[str, Any]:
+    import onnxruntime as ort
+
+    arch, s = _load(payload)
+    feed = {"input_ids": _input_ids(arch, s.batch_size, s.seq_len, 0).numpy()}
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = s.threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.log_severity_level = 3  # errors only: constant folding warns about every CastLike node
+    phases: dict[str, float] = {}
+
+    host = _HostMemory()
+    host.start()
+    t0 = time.perf_counter()
+    session = ort.InferenceSession(payload["path"], options, providers=["CPUExecutionProvider"])
+    phases["session"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    session.run(None, feed)  # the first warm-up run, and the memory measurement
+    peak_mb = host.peak_added_mb()
+    phases["memory"] = time.perf_counter() - t0
+    for _ in range(s.warmup - 1):
+        session.run(None, feed)
+
+    def timed() -> float:
+        start = time.perf_counter()
+        session.run(None, feed)
+        return time.perf_counter() - start
+
+    t0, cpu0 = time.perf_counter(), _cpu_snapshot()
+    latency = _repeat(timed, s)
+    phases["latency"] = time.perf_counter() - t0
+    return {"latency": latency, "peak_memory_mb": peak_mb, "memory_method": host.method, "phases": phases,
+            "background_cpu": _background_cpu(cpu0)}
+
+
+def _repeat(timed: Callable[[], float], s: ProfileSettings) -> LatencyStats:
+    return repeat_until_stable(timed, rel_tolerance=s.rel_tolerance, min_repeats=s.min_repeats,
+                               max_repeats=s.max_repeats, max_seconds=s.max_seconds)

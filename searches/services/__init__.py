@@ -1,0 +1,9 @@
+"""Every state change of devices, measurements and search jobs goes through a do_* function (STYLE.md)."""
+from __future__ import annotations
+
+from searches.services.jobs import *  # noqa: F401,F403
+from searches.services.jobs import __all__ as _jobs
+from searches.services.measurements import *  # noqa: F401,F403
+from searches.services.measurements import __all__ as _measurements
+
+__all__ = [*_jobs, *_measurements]

@@ -1,0 +1,394 @@
+"""Search jobs: create, advance generation by generation, pause, resume, cancel, clone, retry, delete, reap.
+
+Concurrency: every change to a job and its candidates happens inside a transaction holding the job's row lock
+(SELECT ... FOR UPDATE on PostgreSQL; SQLite's IMMEDIATE transactions serialize writers), so two workers advancing
+the same job run one after the other, and the second finds nothing left to do. Candidate rows are unique per
+(job, archid), so even a step that ran twice could not duplicate one. Each change bumps ``job.revision`` and stamps
+the changed candidates with it: the `after` cursor of the live API.
+"""
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from typing import Any, Iterable
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Count, Q, Sum
+from django.utils import timezone
+
+from searches.core.arch import Architecture
+from searches.core.evolution import Evaluated, new_rng_state
+from searches.core.pareto import MAXIMIZE, OBJECTIVES, hypervolume, pareto_mask
+from searches.models import Candidate, Device, Measurement, SearchJob
+from searches.services.measurements import do_request_measurement, do_retry_measurement
+from searches.specs import profile_settings, proposer, search_params, space_of
+
+__all__ = [
+    "candidate_objectives",
+    "do_advance_search",
+    "do_cancel_search",
+    "do_clone_search",
+    "do_create_search",
+    "do_delete_search",
+    "do_fail_search",
+    "do_measurement_finished",
+    "do_pause_search",
+    "do_reap_searches",
+    "do_resume_search",
+    "do_retry_failed",
+]
+
+logger = logging.getLogger(__name__)
+S = SearchJob.Status
+C = Candidate.Status
+# Hypervolume reference: 0 parameters for the proxy, twice the worst latency/memory of the first completed
+# generation for the others; fixed per job, so the per-generation figures are comparable.
+_HV_MARGIN = 2.0
+
+
+def _enqueue_advance(job_id: int) -> None:
+    from workers.tasks import advance_search
+
+    transaction.on_commit(lambda: advance_search.delay(job_id))
+
+
+def _locked(job_id: int) -> SearchJob | None:
+    return SearchJob.objects.select_for_update(of=("self",)).select_related("device").filter(pk=job_id).first()
+
+
+def _bump(job: SearchJob) -> int:
+    job.revision += 1
+    return job.revision
+
+
+def _refresh_counts(job: SearchJob) -> None:
+    """The progress counters shown everywhere, in one aggregate query (called before each save of a step)."""
+    job.counts = job.candidates.aggregate(
+        candidates=Count("id"), measured=Count("id", filter=Q(status=C.MEASURED)),
+        measuring=Count("id", filter=Q(status=C.MEASURING)), failed=Count("id", filter=Q(status=C.FAILED)),
+        pareto=Count("id", filter=Q(is_pareto=True)),
+    )
+
+
+def candidate_objectives(candidate: Candidate) -> dict[str, float] | None:
+    """proxy, latency (median seconds) and memory (peak MB) of a measured candidate; None when not measured."""
+    if candidate.status != C.MEASURED:
+        return None
+    values = {"proxy": float(candidate.non_embedding_params)}
+    m = candidate.measurement
+    if m is not None and m.status == Measurement.Status.DONE:
+        values["latency"] = m.latency_median_s
+        values["memory"] = m.peak_memory_mb
+    return values
+
+
+# ---- create -------------------------------------------------------------------------------------------------------
+
+def do_create_search(*, owner, team, name: str, spec: dict[str, Any]) -> SearchJob:
+    """``spec`` must come from searches.specs.normalize_spec; its device must exist (the serializer checks)."""
+    device = Device.objects.get(name=spec["device"]) if spec.get("device") else None
+    with transaction.atomic():
+        job = SearchJob.objects.create(owner=owner, team=team, name=name, spec=spec, device=device,
+                                       rng_state=new_rng_state(spec["seed"]))
+        _enqueue_advance(job.pk)
+    return job
+
+
+def do_clone_search(job: SearchJob, *, owner, name: str | None = None) -> SearchJob:
+    return do_create_search(owner=owner, team=job.team, name=name or f"{job.name} (copy)", spec=job.spec)
+
+
+# ---- the orchestration step ---------------------------------------------------------------------------------------
+
+def do_advance_search(job_id: int) -> str:
+    """One idempotent orchestration step. Re-running it when nothing changed changes nothing."""
+    with transaction.atomic():
+        job = _locked(job_id)
+        if job is None:
+            logger.warning("search %s no longer exists", job_id)
+            return "missing"
+        if job.status not in SearchJob.ACTIVE:
+            return job.status
+        now = timezone.now()
+        job.advanced_at = now
+        if job.started_at is None:
+            job.started_at = now
+        changed = _sync_candidates(job)
+        if job.candidates.filter(status=C.MEASURING).exists():
+            if changed:
+                _update_frontier(job)
+            online = job.device is None or job.device.is_online
+            _save(job, status=S.RUNNING if online else S.WAITING)
+            return "measuring"
+        if job.generation > len(job.hypervolumes):
+            _update_frontier(job, record=True)
+        reason = _budget_spent(job)
+        if reason:
+            _finish(job, S.COMPLETED, reason)
+            return "completed"
+        proposed = _propose(job)
+        if not proposed:
+            _finish(job, S.COMPLETED, "no new architecture left to propose in this space")
+            return "completed"
+        waiting = job.candidates.filter(status=C.MEASURING).exists()
+        online = job.device is None or job.device.is_online
+        _save(job, status=S.RUNNING if online or not waiting else S.WAITING)
+        if not waiting:  # every new candidate came from the cache (or needs no hardware): next generation now
+            _enqueue_advance(job.pk)
+        return f"generation {job.generation}"
+
+
+def _save(job: SearchJob, *, status: str) -> None:
+    if job.status != status:
+        _bump(job)
+        job.status = status
+    _refresh_counts(job)
+    job.save()
+
+
+def _finish(job: SearchJob, status: str, reason: str = "") -> None:
+    _bump(job)
+    job.status = status
+    job.finished_at = timezone.now()
+    if status == S.FAILED:
+        job.error = reason
+    elif reason:
+        logger.info("search %s finished: %s", job.pk, reason)
+    _refresh_counts(job)
+    job.save()
+
+
+def _sync_candidates(job: SearchJob) -> bool:
+    """Measuring candidates whose measurement finished become measured (with feasibility) or failed."""
+    rows = list(job.candidates.filter(status=C.MEASURING).select_related("measurement"))
+    if not rows:
+        return False
+    constraints = search_params(job.spec).constraints
+    changed: list[Candidate] = []
+    for c in rows:
+        m = c.measurement
+        if m is None:  # the shared row was removed (a cancelled twin job): ask again
+            arch = Architecture.from_dict(c.config)
+            request = do_request_measurement(arch, job.device, profile_settings(job.spec))
+            c.measurement = request.measurement
+            m = c.measurement
+        if m.status == Measurement.Status.DONE:
+            c.status = C.MEASURED
+            values = {"latency": m.latency_median_s, "memory": m.peak_memory_mb}
+            c.feasible = all(values[n] <= hi for n, (_, hi) in constraints.bounds().items() if n in values and hi is not None)
+        elif m.status == Measurement.Status.FAILED:
+            c.status = C.FAILED
+        else:
+            continue
+        changed.append(c)
+    if changed:
+        revision = _bump(job)
+        for c in changed:
+            c.revision = revision
+        Candidate.objects.bulk_update(changed, ["status", "feasible", "revision", "measurement"])
+        spent = job.candidates.filter(cache_hit=False, status=C.MEASURED).aggregate(s=Sum("measurement__wall_s"))["s"]
+        job.hardware_seconds = float(spent or 0.0)
+    return bool(changed)
+
+
+def _update_frontier(job: SearchJob, *, record: bool = False) -> None:
+    """Recompute is_pareto over the job's measured, feasible candidates; with record, append the hypervolume."""
+    names = job.objectives
+    directions = [OBJECTIVES[n] for n in names]
+    measured = list(job.candidates.filter(status=C.MEASURED, feasible=True).select_related("measurement"))
+    points = [[candidate_objectives(c)[n] for n in names] for c in measured]
+    mask = pareto_mask(points, directions) if measured else []
+    flips = [c for c, on in zip(measured, mask) if c.is_pareto != bool(on)]
+    stale = job.candidates.filter(is_pareto=True).exclude(pk__in=[c.pk for c in measured])
+    if flips or stale.exists():
+        revision = _bump(job)
+        for c in flips:
+            c.is_pareto, c.revision = not c.is_pareto, revision
+        Candidate.objects.bulk_update(flips, ["is_pareto", "revision"])
+        stale.update(is_pareto=False, revision=revision)
+    if not record:
+        return
+    entry: dict[str, Any] = {"generation": len(job.hypervolumes), "frontier_size": int(sum(mask)),
+                             "candidates": job.candidates.count(), "hypervolume": 0.0}
+    reference = job.hypervolumes[0]["reference"] if job.hypervolumes else None
+    if reference is None and measured:
+        reference = [0.0 if OBJECTIVES[n] == MAXIMIZE else _HV_MARGIN * max(p[i] for p in points)
+                     for i, n in enumerate(names)]
+    if reference is not None and measured:
+        front = [p for p, on in zip(points, mask) if on]
+        entry["hypervolume"] = hypervolume(front, reference, directions)
+    entry["reference"] = reference
+    job.hypervolumes = [*job.hypervolumes, entry]
+    _bump(job)
+
+
+def _budget_spent(job: SearchJob) -> str:
+    budget = job.spec["budget"]
+    if job.generation >= budget["generations"]:
+        return f"{budget['generations']} generations done"
+    if budget["max_candidates"] and job.candidates.count() >= budget["max_candidates"]:
+        return f"{budget['max_candidates']} candidates reached"
+    if budget["max_hardware_seconds"] and job.hardware_seconds >= budget["max_hardware_seconds"]:
+        return f"{budget['max_hardware_seconds']} s of hardware time spent"
+    return ""
+
+
+def _history(job: SearchJob) -> list[Evaluated]:
+    rows = job.candidates.select_related("measurement").order_by("generation", "position")
+    return [Evaluated(Architecture.from_dict(c.config), candidate_objectives(c), c.generation) for c in rows]
+
+
+def _propose(job: SearchJob) -> int:
+    """Propose, insert and dispatch the next generation. Returns how many candidates it added."""
+    spec = job.spec
+    batch = proposer(spec)(_history(job), space_of(spec), search_params(spec), job.rng_state)
+    candidates = list(batch.candidates)
+    limit = spec["budget"]["max_candidates"]
+    if limit:
+        candidates = candidates[: max(0, int(limit) - job.candidates.count())]
+    generation = job.generation
+    revision = _bump(job)
+    rows = []
+    hardware = job.needs_hardware
+    profile = profile_settings(spec) if hardware else None
+    for position, proposal in enumerate(candidates):
+        arch = proposal.arch
+        row = Candidate(
+            job=job, archid=arch.archid, config=arch.to_dict(), generation=generation, position=position,
+            origin=proposal.origin, parents=list(proposal.parents), n_layer=arch.n_layer, d_model=arch.d_model,
+            d_inner=arch.d_inner, n_head=arch.n_head, non_embedding_params=arch.non_embedding_params,
+            total_params=arch.total_params, revision=revision,
+        )
+        if hardware:
+            request = do_request_measurement(arch, job.device, profile)
+            row.measurement, row.cache_hit = request.measurement, request.cached
+        else:
+            row.status, row.feasible = C.MEASURED, True
+        rows.append(row)
+    Candidate.objects.bulk_create(rows, ignore_conflicts=True)  # unique (job, archid): a replay adds nothing
+    job.generation = generation + 1
+    job.rng_state = batch.rng_state
+    job.dropped_infeasible += batch.dropped_infeasible
+    if hardware and rows:
+        _sync_candidates(job)  # cache hits are measured already
+    return len(rows)
+
+
+# ---- lifecycle ----------------------------------------------------------------------------------------------------
+
+def do_pause_search(job: SearchJob) -> bool:
+    with transaction.atomic():
+        locked = _locked(job.pk)
+        if locked is None or locked.status not in SearchJob.ACTIVE:
+            return False
+        _bump(locked)
+        locked.status = S.PAUSED
+        locked.save()
+    return True
+
+
+def do_resume_search(job: SearchJob) -> bool:
+    """Continue from the stored history and RNG state: the same architectures as an uninterrupted run."""
+    with transaction.atomic():
+        locked = _locked(job.pk)
+        if locked is None or locked.status != S.PAUSED:
+            return False
+        _bump(locked)
+        locked.status = S.RUNNING
+        locked.save()
+        _enqueue_advance(locked.pk)
+    return True
+
+
+def do_cancel_search(job: SearchJob) -> bool:
+    """Stop the job; revoke measurements that no other active job waits for."""
+    with transaction.atomic():
+        locked = _locked(job.pk)
+        if locked is None or locked.status in SearchJob.FINISHED:
+            return False
+        measuring = list(locked.candidates.filter(status=C.MEASURING).values_list("measurement_id", flat=True))
+        revision = _bump(locked)
+        locked.candidates.filter(status=C.MEASURING).update(status=C.CANCELLED, revision=revision)
+        _finish(locked, S.CANCELLED)
+        _revoke_unshared(measuring, exclude_job=locked.pk)
+    return True
+
+
+def _revoke_unshared(measurement_ids: Iterable[int | None], exclude_job: int) -> None:
+    from lts_web.celery import app
+
+    ids = [i for i in measurement_ids if i]
+    shared = set(
+        Candidate.objects.filter(measurement_id__in=ids, status=C.MEASURING, job__status__in=SearchJob.ACTIVE)
+        .exclude(job_id=exclude_job).values_list("measurement_id", flat=True)
+    )
+    unshared = Measurement.objects.filter(pk__in=[i for i in ids if i not in shared],
+                                          status__in=[Measurement.Status.PENDING, Measurement.Status.RUNNING])
+    for m in unshared:
+        if m.task_id:
+            task_id, running = m.task_id, m.status == Measurement.Status.RUNNING
+            transaction.on_commit(lambda t=task_id, r=running: app.control.revoke(t, terminate=r))
+    # Forget them: the cache must not keep a half-made row; a later request creates and measures it afresh.
+    unshared.delete()
+
+
+def do_retry_failed(job: SearchJob) -> int:
+    """Measure the job's failed candidates again; the job runs again if it had finished."""
+    with transaction.atomic():
+        locked = _locked(job.pk)
+        if locked is None or locked.status == S.CANCELLED:
+            return 0
+        failed = list(locked.candidates.filter(status=C.FAILED).select_related("measurement"))
+        if not failed:
+            return 0
+        revision = _bump(locked)
+        for c in failed:
+            if c.measurement and c.measurement.status == Measurement.Status.FAILED:
+                do_retry_measurement(c.measurement)
+            c.status, c.revision = C.MEASURING, revision
+        Candidate.objects.bulk_update(failed, ["status", "revision"])
+        if locked.status in (S.COMPLETED, S.FAILED):
+            locked.status, locked.finished_at, locked.error = S.RUNNING, None, ""
+        _refresh_counts(locked)
+        locked.save()
+        _enqueue_advance(locked.pk)
+    return len(failed)
+
+
+def do_delete_search(job: SearchJob) -> None:
+    do_cancel_search(job)
+    SearchJob.objects.filter(pk=job.pk).delete()  # candidates cascade; shared measurements stay
+
+
+def do_fail_search(job_id: int, reason: str) -> None:
+    with transaction.atomic():
+        job = _locked(job_id)
+        if job is not None and job.status not in SearchJob.FINISHED:
+            _finish(job, S.FAILED, reason[:4000])
+
+
+# ---- notifications and the reaper ---------------------------------------------------------------------------------
+
+def do_measurement_finished(measurement_id: int) -> list[int]:
+    """Wake the active jobs waiting for this measurement."""
+    jobs = list(
+        Candidate.objects.filter(measurement_id=measurement_id, status=C.MEASURING, job__status__in=SearchJob.ACTIVE)
+        .values_list("job_id", flat=True).distinct()
+    )
+    for job_id in jobs:
+        _enqueue_advance(job_id)
+    return jobs
+
+
+def do_reap_searches() -> list[int]:
+    """Active jobs whose last orchestration step is older than LTS_JOB_STALL_S get another step (lost messages,
+    dead workers, notifications that never came, devices that came back)."""
+    stale = timezone.now() - timedelta(seconds=settings.LTS_JOB_STALL_S)
+    jobs = list(SearchJob.objects.filter(status__in=SearchJob.ACTIVE, advanced_at__lt=stale).values_list("pk", flat=True))
+    jobs += list(SearchJob.objects.filter(status=S.QUEUED, advanced_at__isnull=True,
+                                          created_at__lt=stale).values_list("pk", flat=True))
+    for job_id in jobs:
+        SearchJob.objects.filter(pk=job_id).update(advanced_at=timezone.now())  # one kick per stall period
+        _enqueue_advance(job_id)
+    return jobs

@@ -1,0 +1,161 @@
+"""Every state change of devices, measurements and search jobs goes through a do_* function (STYLE.md)."""
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from searches.core.arch import Architecture
+from searches.core.profiling import ProfileResult, ProfileSettings
+from searches.models import Device, Measurement
+
+__all__ = [
+    "MeasurementRequest",
+    "do_fail_measurement",
+    "do_reap_measurements",
+    "do_request_measurement",
+    "do_retry_measurement",
+    "do_save_measurement",
+    "measurement_settings",
+    "try_claim_measurement",
+]
+
+logger = logging.getLogger(__name__)
+_KEY_FIELDS = ("backend", "batch_size", "seq_len", "threads", "mode", "dtype")
+
+
+@dataclass(frozen=True)
+class MeasurementRequest:
+    measurement: Measurement
+    cached: bool  # the result was already there (or already on its way): nothing new was dispatched
+    dispatched: bool  # a task message was sent for it now
+
+
+def _key(arch: Architecture, device: Device, profile: ProfileSettings) -> dict:
+    key = {name: getattr(profile, name) for name in _KEY_FIELDS}
+    return {"archid": arch.archid, "device": device, "device_type": profile.device, **key}
+
+
+def measurement_settings(measurement: Measurement) -> ProfileSettings:
+    """The full ProfileSettings of a stored measurement (key fields plus the stored options)."""
+    data = {name: getattr(measurement, name) for name in _KEY_FIELDS}
+    return ProfileSettings.from_dict({**measurement.options, **data, "device": measurement.device_type})
+
+
+def _dispatch(measurement_id: int, queue: str) -> None:
+    """Send the task only if this caller wins the right to (conditional update on an empty task_id)."""
+    from workers.tasks import profile_measurement
+
+    task_id = str(uuid.uuid4())
+    won = Measurement.objects.filter(pk=measurement_id, status=Measurement.Status.PENDING, task_id="").update(
+        task_id=task_id
+    )
+    if won:
+        transaction.on_commit(
+            lambda: profile_measurement.apply_async(args=[measurement_id], queue=queue, task_id=task_id)
+        )
+
+
+def do_request_measurement(
+    arch: Architecture, device: Device, profile: ProfileSettings, *, dispatch: bool = True
+) -> MeasurementRequest:
+    """Return the cached measurement of this key, or create it and queue it on the device's own queue.
+
+    dispatch=False only creates the row (the caller measures it in-process: `lts_profile --local`).
+    """
+    profile.check_arch(arch)
+    key = _key(arch, device, profile)
+    options = {k: v for k, v in profile.to_dict().items() if k not in (*_KEY_FIELDS, "device")}
+    measurement = Measurement.objects.filter(**key).first()
+    created = False
+    if measurement is None:
+        try:
+            with transaction.atomic():
+                measurement = Measurement.objects.create(**key, config=arch.to_dict(), options=options)
+                created = True
+        except IntegrityError:  # a concurrent request created it first: theirs is ours
+            measurement = Measurement.objects.get(**key)
+    if dispatch and measurement.status == Measurement.Status.PENDING and not measurement.task_id:
+        _dispatch(measurement.pk, device.queue)
+        measurement.refresh_from_db()
+        return MeasurementRequest(measurement, cached=False, dispatched=True)
+    return MeasurementRequest(measurement, cached=not created, dispatched=False)
+
+
+def try_claim_measurement(measurement_id: int, worker: str) -> bool:
+    """Conditional UPDATE (STYLE habit 2): pending, or running with a heartbeat so old that its worker is gone."""
+    now = timezone.now()
+    stale = now - timedelta(seconds=settings.LTS_DEVICE_OFFLINE_AFTER_S)
+    claimable = Q(status=Measurement.Status.PENDING) | Q(status=Measurement.Status.RUNNING, heartbeat_at__lt=stale)
+    return bool(
+        Measurement.objects.filter(claimable, pk=measurement_id).update(
+            status=Measurement.Status.RUNNING, claimed_by=worker, attempts=F("attempts") + 1,
+            started_at=now, heartbeat_at=now, error="",
+        )
+    )
+
+
+def do_save_measurement(measurement_id: int, worker: str, result: ProfileResult) -> bool:
+    """Store a result, only if this worker still holds the claim (a reaped-and-reclaimed row is not overwritten)."""
+    latency = result.latency
+    return bool(
+        Measurement.objects.filter(pk=measurement_id, status=Measurement.Status.RUNNING, claimed_by=worker).update(
+            status=Measurement.Status.DONE, finished_at=timezone.now(), heartbeat_at=timezone.now(),
+            latency_median_s=latency.median, latency_p10_s=latency.p10, latency_p90_s=latency.p90,
+            latency_mean_s=latency.mean, latency_std_s=latency.std, latency_n=latency.n,
+            peak_memory_mb=result.peak_memory_mb, param_bytes=result.param_bytes,
+            onnx_file_bytes=result.onnx_file_bytes, wall_s=result.wall_time_s,
+            details={
+                "device": result.device, "versions": result.versions, "settings": result.settings,
+                "memory_method": result.memory_method, "phases_s": result.phases_s, "measured_at": result.measured_at,
+                "latency_ci95": latency.ci95, "latency_stopped_by": latency.stopped_by,
+                "latency_samples": list(latency.samples),
+            },
+        )
+    )
+
+
+def do_fail_measurement(measurement_id: int, worker: str | None, reason: str) -> bool:
+    rows = Measurement.objects.filter(pk=measurement_id).exclude(status=Measurement.Status.DONE)
+    if worker is not None:
+        rows = rows.filter(claimed_by=worker)
+    return bool(rows.update(status=Measurement.Status.FAILED, error=reason[:4000], finished_at=timezone.now()))
+
+
+def do_retry_measurement(measurement: Measurement) -> Measurement:
+    """Put a failed measurement back in its device's queue (a user's explicit retry)."""
+    with transaction.atomic():
+        Measurement.objects.filter(pk=measurement.pk, status=Measurement.Status.FAILED).update(
+            status=Measurement.Status.PENDING, task_id="", attempts=0, error="", finished_at=None
+        )
+        _dispatch(measurement.pk, measurement.device.queue)
+    measurement.refresh_from_db()
+    return measurement
+
+
+def do_reap_measurements() -> dict[str, int]:
+    """Running rows whose heartbeat stopped: re-queue (bounded by LTS_MEASUREMENT_MAX_ATTEMPTS), then fail them.
+
+    Tolerates races: every change is a conditional UPDATE on the stale state it observed.
+    """
+    stale = timezone.now() - timedelta(seconds=settings.LTS_DEVICE_OFFLINE_AFTER_S)
+    requeued = failed = 0
+    rows = Measurement.objects.filter(status=Measurement.Status.RUNNING, heartbeat_at__lt=stale).select_related("device")
+    for m in rows:
+        observed = Measurement.objects.filter(pk=m.pk, status=Measurement.Status.RUNNING, heartbeat_at=m.heartbeat_at)
+        if m.attempts >= settings.LTS_MEASUREMENT_MAX_ATTEMPTS:
+            reason = (f"the worker died or went silent {m.attempts} times (last: {m.claimed_by or 'unknown'}); "
+                      "giving up: retry it once the device is healthy")
+            failed += observed.update(status=Measurement.Status.FAILED, error=reason, finished_at=timezone.now())
+        elif observed.update(status=Measurement.Status.PENDING, task_id=""):
+            requeued += 1
+            with transaction.atomic():
+                _dispatch(m.pk, m.device.queue)
+            logger.warning("re-queued measurement %s after a silent worker (%s)", m.pk, m.claimed_by)
+    return {"requeued": requeued, "failed": failed}

@@ -1,0 +1,147 @@
+"""A search job's spec: validation with field-level messages, normalization, and the core objects it maps to.
+
+Pure Python (no Django): the REST serializer, the command line and the orchestrator all go through here.
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from searches.core.arch import ConfigError
+from searches.core.evolution import SearchParams, propose_generation, propose_random
+from searches.core.pareto import OBJECTIVES, Constraints
+from searches.core.profiling import ProfileSettings
+from searches.core.space import PRESETS, SearchSpace, get_space
+
+__all__ = ["ALGORITHMS", "SpecError", "normalize_spec", "profile_settings", "proposer", "search_params", "space_of"]
+
+ALGORITHMS = {"evolution": propose_generation, "random": propose_random}
+_PARAM_KEYS = ("init_population", "mutations_per_parent", "num_crossovers", "num_random_mix", "max_unseen",
+               "mutation_prob")
+_TOP_KEYS = {"preset", "space", "objectives", "constraints", "device", "profiling", "algorithm", "params", "seed",
+             "budget"}
+_BUDGET_DEFAULTS = {"generations": 10, "max_candidates": None, "max_hardware_seconds": None}
+
+
+class SpecError(ConfigError):
+    """An invalid spec. ``errors`` maps a dotted field path (e.g. "profiling.seq_len") to its message."""
+
+
+def _nested(prefix: str, exc: ConfigError) -> dict[str, str]:
+    return {f"{prefix}.{key}" if key not in (prefix, "config", "settings", "params") else prefix: message
+            for key, message in exc.errors.items()}
+
+
+def normalize_spec(data: Mapping[str, Any]) -> dict[str, Any]:
+    """Validate a submitted spec and return it complete (every default filled in), JSON-safe."""
+    if not isinstance(data, Mapping):
+        raise SpecError({"spec": f"must be a JSON object, got {type(data).__name__}"})
+    errors: dict[str, str] = {k: "unknown field" for k in data if k not in _TOP_KEYS}
+    spec: dict[str, Any] = {}
+
+    preset, document = data.get("preset"), data.get("space")
+    space: SearchSpace | None = None
+    if preset is not None and document is not None:
+        errors["space"] = "give either a preset or a space, not both"
+    elif preset is None and document is None:
+        errors["preset"] = f"choose a preset ({', '.join(sorted(PRESETS))}) or give a space"
+    else:
+        try:
+            if preset is not None:
+                if not isinstance(preset, str) or preset not in PRESETS:
+                    raise SpecError({"preset": f"unknown preset {preset!r}; presets: {', '.join(sorted(PRESETS))}"})
+                space = get_space(preset)
+            else:
+                space = get_space(document)
+        except SpecError as exc:
+            errors.update(exc.errors)
+        except ConfigError as exc:
+            errors.update(_nested("space", exc))
+    spec["preset"] = preset
+    spec["space"] = space.to_dict() if space else None
+
+    objectives = data.get("objectives", ["proxy", "latency", "memory"])
+    if (not isinstance(objectives, list) or not objectives or len(objectives) > 3
+            or len(set(map(str, objectives))) != len(objectives) or not set(objectives) <= set(OBJECTIVES)):
+        errors["objectives"] = f"choose 1 to 3 distinct objectives among {', '.join(OBJECTIVES)}"
+    spec["objectives"] = objectives
+
+    try:
+        spec["constraints"] = Constraints.from_dict(data.get("constraints") or {}).to_dict()
+    except ConfigError as exc:
+        errors.update(_nested("constraints", exc))
+
+    hardware = isinstance(objectives, list) and bool({"latency", "memory"} & set(objectives))
+    device = data.get("device")
+    if device is not None and not isinstance(device, str):
+        errors["device"] = "must be a device name"
+    elif hardware and not device:
+        errors["device"] = "a device is required to measure latency or memory"
+    spec["device"] = device or None
+
+    try:
+        profile = ProfileSettings.from_dict(data.get("profiling") or {})
+        if space is not None:
+            shortest = min(space.max_sequence_length)
+            profile.check_arch(next(a for a in space if a.max_sequence_length == shortest))
+        spec["profiling"] = profile.to_dict()
+    except ConfigError as exc:
+        errors.update(_nested("profiling", exc))
+
+    algorithm = data.get("algorithm", "evolution")
+    if algorithm not in ALGORITHMS:
+        errors["algorithm"] = f"must be one of {', '.join(ALGORITHMS)}"
+    spec["algorithm"] = algorithm
+
+    params = data.get("params") or {}
+    if not isinstance(params, Mapping):
+        errors["params"] = "must be a JSON object"
+        params = {}
+    errors.update({f"params.{k}": "unknown parameter" for k in params if k not in _PARAM_KEYS})
+
+    budget = {**_BUDGET_DEFAULTS, **(data.get("budget") or {})} if isinstance(data.get("budget") or {}, Mapping) else None
+    if budget is None:
+        errors["budget"] = "must be a JSON object"
+        budget = dict(_BUDGET_DEFAULTS)
+    errors.update({f"budget.{k}": "unknown budget field" for k in budget if k not in _BUDGET_DEFAULTS})
+    for key in ("max_candidates", "max_hardware_seconds"):
+        value = budget.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0):
+            errors[f"budget.{key}"] = "must be a positive number or null"
+    spec["budget"] = {k: budget.get(k) for k in _BUDGET_DEFAULTS}
+
+    seed = data.get("seed", 1)
+    spec["seed"] = seed
+    if "objectives" not in errors and "constraints" in spec:
+        try:
+            core = SearchParams.from_dict({
+                **{k: params[k] for k in _PARAM_KEYS if k in params}, "objectives": objectives,
+                "constraints": spec["constraints"], "generations": budget["generations"], "seed": seed,
+            })
+            if space is not None and not any(k.startswith("space") for k in errors):
+                core.check_space(space)
+            spec["params"] = {k: getattr(core, k) for k in _PARAM_KEYS}
+        except ConfigError as exc:
+            for key, message in exc.errors.items():
+                target = {"generations": "budget.generations", "seed": "seed"}.get(key)
+                errors[target or (key if key.startswith("constraints") else f"params.{key}")] = message
+    if errors:
+        raise SpecError(errors)
+    return spec
+
+
+def space_of(spec: Mapping[str, Any]) -> SearchSpace:
+    return SearchSpace.from_dict(spec["space"])
+
+
+def search_params(spec: Mapping[str, Any]) -> SearchParams:
+    return SearchParams.from_dict({**spec["params"], "objectives": spec["objectives"],
+                                   "constraints": spec["constraints"], "generations": spec["budget"]["generations"],
+                                   "seed": spec["seed"]})
+
+
+def profile_settings(spec: Mapping[str, Any]) -> ProfileSettings:
+    return ProfileSettings.from_dict(spec["profiling"])
+
+
+def proposer(spec: Mapping[str, Any]):
+    return ALGORITHMS[spec["algorithm"]]

@@ -1,0 +1,278 @@
+"""The hardware profiler on tiny architectures: real latency and memory, both backends, decode, failures, settings.
+
+About 20-30 s on 2 cores, most of it the forkserver's one-time imports (~5 s) and two ONNX exports (~3 s each).
+"""
+from __future__ import annotations
+
+import math
+import os
+import threading
+import time
+from typing import Any
+
+import psutil
+import pytest
+
+from searches.core.arch import Architecture
+from searches.core.profiling import (
+    DECODE_STEPS,
+    ProfileResult,
+    ProfileSettings,
+    ProfileSettingsError,
+    ProfilingError,
+    available_backends,
+    describe_device,
+    latency_stats,
+    profile,
+)
+from searches.core.profiling import runner
+from searches.core.profiling.device import gpu_names
+from searches.core.profiling.stats import median_ci95, repeat_until_stable
+
+
+def _arch(n_layer: int, d_model: int, d_inner: int, n_head: int) -> Architecture:
+    return Architecture(n_layer, d_model, d_inner, n_head, vocab_size=1000, max_sequence_length=128)
+
+
+# Non-embedding parameters 0.03M, 3.5M, 12.6M: at 64 tokens ~1, ~10, ~40 ms per forward and ~0, 14, 50 MB of
+# weights over a ~20 MB constant (code pages and allocator arenas the first run touches), so each step is several
+# times the noise of this 2-core VM.
+SMALL, MEDIUM, LARGE = _arch(2, 32, 64, 2), _arch(2, 384, 1536, 4), _arch(4, 512, 2048, 8)
+FAST: dict[str, Any] = dict(seq_len=64, min_repeats=5, max_seconds=0.5)
+HAS_GPU = bool(gpu_names())
+
+
+@pytest.fixture(scope="module")
+def torch_results() -> list[ProfileResult]:
+    return [profile(arch, ProfileSettings(**FAST)) for arch in (SMALL, MEDIUM, LARGE)]
+
+
+# ----------------------------------------------------------------------------------------------- measurements
+
+def test_torch_latency_and_memory_are_positive_and_grow_with_size(torch_results: list[ProfileResult]) -> None:
+    medians = [r.latency.median for r in torch_results]
+    memory = [r.peak_memory_mb for r in torch_results]
+    params = [r.param_bytes for r in torch_results]
+    assert 0 < medians[0] < medians[1] < medians[2], medians
+    assert 0 < memory[0] < memory[1] < memory[2], memory
+    assert params[0] < params[1] < params[2]
+    # The peak holds at least the weights (float32) on top of the constant.
+    assert memory[2] - memory[0] > 0.9 * (params[2] - params[0]) / 2**20, (memory, params)
+    for result in torch_results:
+        stats = result.latency
+        assert stats.n >= 5 and len(stats.samples) == stats.n
+        assert stats.p10 <= stats.median <= stats.p90 and stats.std >= 0 and math.isfinite(stats.ci95)
+        assert stats.stopped_by in ("tolerance", "max_seconds", "max_repeats")
+        assert result.memory_method == "vmhwm"
+        assert result.onnx_file_bytes is None
+        assert result.settings == ProfileSettings(**FAST).to_dict()
+        assert result.device["cpu_cores_logical"] >= 1 and result.device["cpu_model"]
+        assert {"torch", "transformers", "python"} <= result.versions.keys()
+        assert {"build", "memory", "latency"} <= result.phases_s.keys()
+        assert result.wall_time_s > sum(result.phases_s.values()) * 0.99
+    assert torch_results[0].archid == SMALL.archid
+
+
+def test_decode_per_token_latency(torch_results: list[ProfileResult]) -> None:
+    result = profile(LARGE, ProfileSettings(mode="decode", **FAST))
+    assert result.settings["mode"] == "decode"
+    assert result.latency.median > 0 and result.peak_memory_mb > 0
+    # One token with the KV cache reads the weights once; the 64-token prefill does 64 tokens of matmuls.
+    assert result.latency.median < torch_results[2].latency.median
+
+
+def test_bfloat16_weights_take_half_the_bytes(torch_results: list[ProfileResult]) -> None:
+    result = profile(MEDIUM, ProfileSettings(dtype="bfloat16", **FAST))
+    assert result.param_bytes * 2 == torch_results[1].param_bytes
+    assert result.latency.median > 0
+
+
+def test_concurrent_onnxruntime_profiles_use_their_own_directories(monkeypatch: pytest.MonkeyPatch) -> None:
+    made: list[str] = []
+    real = runner.tempfile.TemporaryDirectory
+
+    def recording(*args: object, **kwargs: object) -> object:
+        tmp = real(*args, **kwargs)  # type: ignore[call-overload]
+        made.append(tmp.name)
+        return tmp
+
+    monkeypatch.setattr(runner.tempfile, "TemporaryDirectory", recording)
+    settings = ProfileSettings(backend="onnxruntime", **FAST)
+    results: dict[str, ProfileResult] = {}
+    errors: list[BaseException] = []
+
+    def run(name: str, arch: Architecture) -> None:
+        try:
+            results[name] = profile(arch, settings, timeout_s=120)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(n, a)) for n, a in (("small", SMALL), ("large", LARGE))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors, errors
+    assert len(made) == 2 and len(set(made)) == 2
+    assert not any(os.path.exists(path) for path in made)  # removed after use
+    small, large = results["small"], results["large"]
+    assert 0 < small.latency.median < large.latency.median
+    assert 0 < small.peak_memory_mb < large.peak_memory_mb
+    for result in (small, large):
+        assert result.onnx_file_bytes is not None and result.onnx_file_bytes >= 0.9 * result.param_bytes
+        assert {"export", "session"} <= result.phases_s.keys()
+
+
+# ----------------------------------------------------------------------------------------------- failures
+
+def _forkserver_children() -> list[psutil.Process]:
+    """Live (not zombie) processes forked by our forkserver: the profiling children."""
+    alive = []
+    for server in psutil.Process().children():
+        for child in server.children():
+            try:
+                if child.status() != psutil.STATUS_ZOMBIE:
+                    alive.append(child)
+            except psutil.NoSuchProcess:
+                pass
+    return alive
+
+
+@pytest.mark.parametrize(("fault", "reason", "text"), [
+    ("crash", "crashed", "SIGSEGV"),
+    ("exit", "crashed", "exited with code 3"),
+    ("raise", "error", "RuntimeError: injected failure"),
+])
+def test_child_failure_is_a_clear_error(fault: str, reason: str, text: str) -> None:
+    with pytest.raises(ProfilingError) as info:
+        profile(SMALL, ProfileSettings(**FAST), _fault=fault)  # type: ignore[arg-type]
+    assert info.value.reason == reason and text in str(info.value)
+    if fault == "raise":
+        assert "Traceback" in info.value.details
+
+
+def test_child_past_its_time_limit_is_killed() -> None:
+    profile(SMALL, ProfileSettings(**FAST))  # the forkserver is up: the limit below is the child's alone
+    start = time.monotonic()
+    with pytest.raises(ProfilingError) as info:
+        profile(SMALL, ProfileSettings(**FAST), timeout_s=1.5, _fault="hang")
+    assert info.value.reason == "timeout" and "time limit (1.5 s)" in str(info.value)
+    assert time.monotonic() - start < 10
+    deadline = time.monotonic() + 5
+    while _forkserver_children() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _forkserver_children()
+
+
+def test_failed_export_leaves_no_directory(monkeypatch: pytest.MonkeyPatch) -> None:
+    made: list[str] = []
+    real = runner.tempfile.TemporaryDirectory
+
+    def recording(*args: object, **kwargs: object) -> object:
+        tmp = real(*args, **kwargs)  # type: ignore[call-overload]
+        made.append(tmp.name)
+        return tmp
+
+    monkeypatch.setattr(runner.tempfile, "TemporaryDirectory", recording)
+    with pytest.raises(ProfilingError) as info:
+        profile(SMALL, ProfileSettings(backend="onnxruntime", **FAST), _fault="crash")
+    assert info.value.reason == "crashed" and "export" in str(info.value)
+    assert len(made) == 1 and not os.path.exists(made[0])
+
+
+@pytest.mark.skipif(HAS_GPU, reason="this machine has a GPU")
+def test_cuda_without_gpu_is_a_clear_error() -> None:
+    with pytest.raises(ProfilingError) as info:
+        profile(SMALL, ProfileSettings(device="cuda", **FAST))
+    assert info.value.reason == "unavailable" and "no NVIDIA GPU" in str(info.value)
+
+
+@pytest.mark.skipif(not HAS_GPU, reason="needs an NVIDIA GPU")
+def test_cuda_profile() -> None:
+    results = [profile(arch, ProfileSettings(device="cuda", **FAST)) for arch in (SMALL, LARGE)]
+    for result in results:
+        assert result.memory_method == "cuda_max_memory_allocated"
+        assert result.latency.median > 0 and result.peak_memory_mb > 0
+        assert result.device["cuda_device"]
+    assert results[0].peak_memory_mb < results[1].peak_memory_mb
+
+
+# ----------------------------------------------------------------------------------------------- settings, stats, device
+
+def test_settings_defaults_key_and_round_trip() -> None:
+    settings = ProfileSettings()
+    assert settings.cache_key() == {"backend": "torch", "batch_size": 1, "seq_len": 1024, "threads": 1,
+                                    "mode": "prefill", "dtype": "float32", "device": "cpu"}
+    assert ProfileSettings.from_dict(settings.to_dict()) == settings
+    assert ProfileSettings.from_dict({"backend": "onnxruntime"}).backend == "onnxruntime"
+
+
+@pytest.mark.parametrize(("kwargs", "field"), [
+    ({"backend": "tensorrt"}, "backend"),
+    ({"mode": "train"}, "mode"),
+    ({"dtype": "int8"}, "dtype"),
+    ({"device": "tpu"}, "device"),
+    ({"batch_size": 0}, "batch_size"),
+    ({"seq_len": 1.5}, "seq_len"),
+    ({"threads": True}, "threads"),
+    ({"warmup": 0}, "warmup"),
+    ({"rel_tolerance": 0}, "rel_tolerance"),
+    ({"rel_tolerance": 1.5}, "rel_tolerance"),
+    ({"min_repeats": 1}, "min_repeats"),
+    ({"min_repeats": 10, "max_repeats": 5}, "max_repeats"),
+    ({"max_seconds": -1}, "max_seconds"),
+    ({"backend": "onnxruntime", "dtype": "bfloat16"}, "dtype"),
+    ({"backend": "onnxruntime", "mode": "decode"}, "mode"),
+    ({"backend": "onnxruntime", "device": "cuda"}, "device"),
+])
+def test_settings_errors_name_the_field(kwargs: dict[str, object], field: str) -> None:
+    with pytest.raises(ProfileSettingsError) as info:
+        ProfileSettings(**kwargs)  # type: ignore[arg-type]
+    assert field in info.value.errors
+
+
+def test_settings_from_dict_rejects_unknown_keys() -> None:
+    with pytest.raises(ProfileSettingsError) as info:
+        ProfileSettings.from_dict({"backend": "torch", "repeats": 3})
+    assert info.value.errors == {"repeats": "unknown setting"}
+
+
+def test_sequence_must_fit_the_architecture() -> None:
+    ProfileSettings(seq_len=128).check_arch(SMALL)
+    ProfileSettings(seq_len=128 - DECODE_STEPS, mode="decode").check_arch(SMALL)
+    for settings in (ProfileSettings(seq_len=129), ProfileSettings(seq_len=128 - DECODE_STEPS + 1, mode="decode")):
+        with pytest.raises(ProfileSettingsError) as info:
+            profile(SMALL, settings)
+        assert "max_sequence_length (128)" in info.value.errors["seq_len"]
+
+
+def test_latency_stats() -> None:
+    stats = latency_stats([3.0, 1.0, 2.0, 5.0, 4.0], "tolerance")
+    assert (stats.median, stats.mean, stats.n, stats.stopped_by) == (3.0, 3.0, 5, "tolerance")
+    assert stats.p10 == pytest.approx(1.4) and stats.p90 == pytest.approx(4.6)
+    assert stats.std == pytest.approx(1.5811, abs=1e-4)
+    # t(0.975, 4) * sqrt(pi/2) * s / sqrt(5) / median
+    assert stats.ci95 == pytest.approx(2.776 * 1.2533 * 1.5811 / math.sqrt(5) / 3.0, rel=1e-3)
+    assert stats.samples == (3.0, 1.0, 2.0, 5.0, 4.0)
+    assert median_ci95([1.0]) == math.inf
+
+
+def test_repeat_until_stable_stops_for_the_right_reason() -> None:
+    steady = repeat_until_stable(lambda: 1.0, rel_tolerance=0.02, min_repeats=3, max_repeats=50, max_seconds=10)
+    assert (steady.n, steady.stopped_by) == (3, "tolerance")
+    values = iter([1.0, 2.0] * 100)
+    noisy = repeat_until_stable(lambda: next(values), rel_tolerance=0.02, min_repeats=3, max_repeats=7,
+                                max_seconds=10)
+    assert (noisy.n, noisy.stopped_by) == (7, "max_repeats")
+    values = iter([1.0, 2.0] * 100)
+    capped = repeat_until_stable(lambda: next(values), rel_tolerance=0.02, min_repeats=3, max_repeats=50,
+                                 max_seconds=0.0)
+    assert (capped.n, capped.stopped_by) == (3, "max_seconds")
+
+
+def test_describe_device_and_backends() -> None:
+    device = describe_device()
+    assert device["hostname"] and device["cpu_model"] and device["ram_mb"] > 0
+    assert device["cpu_cores_logical"] >= device["cpu_cores_usable"] >= 1
+    assert device["gpus"] == gpu_names()
+    assert available_backends() == ["torch", "onnxruntime"]

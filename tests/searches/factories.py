@@ -1,0 +1,58 @@
+"""Small builders for search-job tests."""
+from __future__ import annotations
+
+from typing import Any
+
+from searches import services
+from searches.core.arch import Architecture
+from searches.models import Measurement, SearchJob
+from searches.specs import normalize_spec
+
+# A tiny space where a whole search takes seconds: 2 * 3 * 2 * 2 = 24 architectures.
+SMALL_SPACE = {"n_layer": [1, 2], "d_model": [32, 64, 96], "d_inner": [32, 64], "n_head": [2, 4],
+               "vocab_size": 256, "max_sequence_length": 64}
+FAST_PROFILING = {"seq_len": 32, "max_seconds": 0.2, "max_repeats": 5, "min_repeats": 3}
+
+
+def spec(**overrides: Any) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "space": SMALL_SPACE, "objectives": ["proxy", "latency", "memory"], "device": "edge-1",
+        "profiling": FAST_PROFILING, "params": {"init_population": 6, "num_crossovers": 2, "num_random_mix": 2},
+        "budget": {"generations": 3}, "seed": 7,
+    }
+    data.update(overrides)
+    return normalize_spec(data)
+
+
+def fake_objectives(arch) -> dict[str, float]:
+    """Deterministic stand-ins for latency and memory: grow with size, with some spread between shapes."""
+    proxy = arch.non_embedding_params
+    return {"proxy": float(proxy), "latency": 1e-4 * arch.n_layer + proxy * 1e-9 + arch.d_inner * 1e-7,
+            "memory": 10.0 + proxy / 2**20 * 4 + arch.d_model * 0.01}
+
+
+def complete_measurements() -> int:
+    """Play the profiling worker: finish every pending measurement with deterministic values."""
+    done = 0
+    for m in Measurement.objects.filter(status__in=["pending", "running"]):
+        values = fake_objectives(Architecture.from_dict(m.config))
+        Measurement.objects.filter(pk=m.pk).update(status="done", latency_median_s=values["latency"],
+                                                   peak_memory_mb=values["memory"], wall_s=0.5)
+        done += 1
+    return done
+
+
+def run_job(job: SearchJob, *, pause_after: int | None = None, max_steps: int = 100) -> list[str]:
+    for step in range(max_steps):
+        if pause_after is not None and step == pause_after:
+            assert services.do_pause_search(job)
+            assert services.do_advance_search(job.pk) == "paused"  # a step while paused does nothing
+            complete_measurements()  # work in flight still finishes while paused
+            assert services.do_advance_search(job.pk) == "paused"
+            assert services.do_resume_search(job)
+        outcome = services.do_advance_search(job.pk)
+        if outcome in ("completed", "failed"):
+            break
+        complete_measurements()
+    job.refresh_from_db()
+    return list(job.candidates.order_by("generation", "position").values_list("archid", flat=True))

@@ -1,0 +1,222 @@
+"""REST API of searches: validation, team permissions, filters, the live cursor, frontier, exports, query counts."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import pytest
+from django.core.management import call_command
+
+from searches import services
+from searches.models import SearchJob
+from tests.searches.factories import SMALL_SPACE, FAST_PROFILING, run_job, spec
+
+pytestmark = pytest.mark.django_db
+
+BODY = {"name": "first", "space": SMALL_SPACE, "device": "edge-1", "profiling": FAST_PROFILING,
+        "budget": {"generations": 2}, "params": {"init_population": 6}}
+
+
+@pytest.fixture
+def finished_job(actors, device, no_messages):
+    job = services.do_create_search(owner=actors.alice, team=actors.acme, name="done", spec=spec())
+    run_job(job)
+    return job
+
+
+def _client(api_client, user):
+    api_client.force_authenticate(user)
+    return api_client
+
+
+def test_create_search_queues_its_first_step(api_client, actors, device, monkeypatch):
+    from workers.tasks import advance_search
+
+    sent = []
+    monkeypatch.setattr(advance_search, "delay", sent.append)
+    response = _client(api_client, actors.bob).post("/api/v1/searches/", BODY, format="json")
+    assert response.status_code == 201, response.json()
+    body = response.json()
+    assert body["status"] == "queued" and body["owner"] == "bob" and body["team_name"] == "acme"
+    assert body["spec"]["budget"]["generations"] == 2 and body["spec"]["params"]["num_crossovers"] == 5
+    assert body["device"] == "edge-1"
+    job = SearchJob.objects.get(pk=body["id"])
+    assert job.rng_state is not None
+    # on_commit callbacks do not run inside the test transaction; the step is queued once it commits
+
+
+@pytest.mark.parametrize("change, field, text", [
+    ({"preset": "huge"}, "preset", "unknown preset"),
+    ({"device": "nowhere"}, "device", "unknown device 'nowhere'"),
+    ({"device": None}, "device", "a device is required"),
+    ({"profiling": {"seq_len": 4096}}, "profiling.seq_len", "exceeds the architecture's max_sequence_length"),
+    ({"profiling": {"backend": "tensorflow"}}, "profiling.backend", "must be one of"),
+    ({"params": {"init_population": 0}}, "params.init_population", ">= 1"),
+    ({"objectives": ["speed"]}, "objectives", "choose 1 to 3"),
+    ({"budget": {"generations": 0}}, "budget.generations", ">= 1"),
+    ({"space": {**SMALL_SPACE, "n_head": [5]}}, "space.n_head", "divisible"),
+    ({"constraints": {"max_latency": -1}}, "constraints.max_latency", "non-negative"),
+    ({"name": ""}, "name", "may not be blank"),
+    ({"team": 999999}, "team", "not a member"),
+    ({"surprise": 1}, None, None),
+])
+def test_invalid_specs_get_400_with_field_messages(api_client, actors, device, change, field, text):
+    body = {**BODY, **change}
+    if "preset" in change:
+        body.pop("space")
+    response = _client(api_client, actors.alice).post("/api/v1/searches/", body, format="json")
+    if field is None:  # unknown top-level keys are ignored by the serializer, like any DRF endpoint
+        assert response.status_code == 201
+        return
+    assert response.status_code == 400
+    errors = response.json()
+    assert field in errors, errors
+    assert text in " ".join(errors[field]), errors
+    assert SearchJob.objects.count() == 0
+
+
+def test_malformed_json_is_a_400_not_a_500(api_client, actors):
+    response = _client(api_client, actors.alice).post("/api/v1/searches/", "{oops", content_type="application/json")
+    assert response.status_code == 400
+
+
+def test_team_permissions_owner_teammate_outsider(api_client, actors, finished_job, no_messages):
+    job = finished_job  # alice's, in team acme; bob is a member of acme; charlie is not
+    url = f"/api/v1/searches/{job.pk}/"
+    outsider = _client(api_client, actors.charlie)
+    assert outsider.get(url).status_code == 404
+    assert outsider.get("/api/v1/searches/").json()["count"] == 0
+    assert outsider.get(f"/api/v1/candidates/?job={job.pk}").json()["count"] == 0
+    assert outsider.post(url + "clone/", {}, format="json").status_code == 404
+
+    teammate = _client(api_client, actors.bob)
+    assert teammate.get(url).status_code == 200
+    assert teammate.get(f"/api/v1/candidates/?job={job.pk}").json()["count"] == job.candidates.count()
+    for verb in ("cancel", "pause", "resume", "retry"):
+        response = teammate.post(url + f"{verb}/")
+        assert response.status_code == 403, verb
+        assert "owner of this search or an admin" in response.json()["detail"]
+    assert teammate.delete(url).status_code == 403
+    clone = teammate.post(url + "clone/", {"name": "bob's copy"}, format="json")
+    assert clone.status_code == 201 and clone.json()["owner"] == "bob" and clone.json()["spec"] == job.spec
+
+    # alice is admin of acme: she may change bob's clone; bob may change his own.
+    clone_url = f"/api/v1/searches/{clone.json()['id']}/"
+    assert teammate.post(clone_url + "pause/").status_code == 200
+    admin = _client(api_client, actors.alice)
+    assert admin.post(clone_url + "resume/").json()["status"] == "running"
+    assert admin.post(clone_url + "cancel/").json()["status"] == "cancelled"
+    assert admin.post(clone_url + "cancel/").status_code == 409
+    assert admin.delete(url).status_code == 204
+    assert not SearchJob.objects.filter(pk=job.pk).exists()
+
+
+def test_candidates_filters_and_ordering(api_client, actors, finished_job):
+    client = _client(api_client, actors.alice)
+    job = finished_job
+    everything = client.get(f"/api/v1/candidates/?job={job.pk}&limit=1000").json()
+    assert everything["count"] == job.candidates.count()
+    pareto = client.get(f"/api/v1/candidates/?job={job.pk}&pareto=true").json()["results"]
+    assert pareto and all(c["is_pareto"] for c in pareto)
+    assert len(pareto) == job.candidates.filter(is_pareto=True).count()
+    ordered = client.get(f"/api/v1/candidates/?job={job.pk}&ordering=-latency&limit=1000").json()["results"]
+    latencies = [c["latency_s"] for c in ordered]
+    assert latencies == sorted(latencies, reverse=True)
+    ranged = client.get(f"/api/v1/candidates/?job={job.pk}&min_d_model=64&max_proxy=100000").json()["results"]
+    assert ranged and all(c["d_model"] >= 64 and c["proxy"] <= 100000 for c in ranged)
+    bad = client.get(f"/api/v1/candidates/?job={job.pk}&min_proxy=many")
+    assert bad.status_code == 400 and "min_proxy" in bad.json()
+
+
+def test_after_cursor_returns_only_what_changed(api_client, actors, device, no_messages):
+    from tests.searches.factories import complete_measurements
+
+    client = _client(api_client, actors.alice)
+    job = services.do_create_search(owner=actors.alice, team=actors.acme, name="live", spec=spec())
+    services.do_advance_search(job.pk)
+    first = client.get(f"/api/v1/candidates/?job={job.pk}&after=0").json()
+    assert len(first["results"]) == 6 and all(c["status"] == "measuring" for c in first["results"])
+    cursor = first["next_after"]
+    assert client.get(f"/api/v1/candidates/?job={job.pk}&after={cursor}").json()["results"] == []
+    complete_measurements()
+    services.do_advance_search(job.pk)  # syncs the 6 and proposes generation 1
+    update = client.get(f"/api/v1/candidates/?job={job.pk}&after={cursor}").json()
+    changed = {c["archid"]: c for c in update["results"]}
+    assert len(changed) > 6 and update["next_after"] > cursor
+    assert update["job"]["generation"] == 2 and update["job"]["hypervolumes"]
+    assert client.get(f"/api/v1/candidates/?after=3").status_code == 400
+
+
+def test_frontier_for_two_and_three_objectives(api_client, actors, finished_job):
+    client = _client(api_client, actors.bob)
+    url = f"/api/v1/searches/{finished_job.pk}/frontier/"
+    three = client.get(url).json()
+    assert three["objectives"] == ["proxy", "latency", "memory"]
+    assert {c["archid"] for c in three["results"]} == set(
+        finished_job.candidates.filter(is_pareto=True).values_list("archid", flat=True))
+    two = client.get(url + "?objectives=proxy,latency").json()["results"]
+    proxies = [c["proxy"] for c in two]
+    assert proxies == sorted(proxies, reverse=True)
+    for a in two:  # nothing in the 2-D front dominates another member
+        assert not any(b["proxy"] >= a["proxy"] and b["latency_s"] <= a["latency_s"] and b is not a and
+                       (b["proxy"], b["latency_s"]) != (a["proxy"], a["latency_s"]) for b in two)
+    assert client.get(url + "?objectives=proxy,speed").status_code == 400
+
+
+def test_exports_csv_and_json(api_client, actors, finished_job):
+    client = _client(api_client, actors.bob)
+    response = client.get(f"/api/v1/searches/{finished_job.pk}/export.csv/")
+    assert response.status_code == 200 and response["Content-Type"] == "text/csv"
+    rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
+    assert len(rows) == finished_job.candidates.count()
+    assert float(rows[0]["latency_median_s"]) > 0 and rows[0]["device"] == "edge-1"
+    data = json.loads(b"".join(client.get(f"/api/v1/searches/{finished_job.pk}/export.json/").streaming_content))
+    assert data["search"]["id"] == finished_job.pk
+    assert [c["archid"] for c in data["candidates"]] == [r["archid"] for r in rows]
+
+
+def test_devices_presets_and_previews(api_client, actors, device):
+    client = _client(api_client, actors.charlie)
+    devices = client.get("/api/v1/devices/").json()["results"]
+    assert devices[0]["name"] == "edge-1" and devices[0]["online"] is True
+    assert devices[0]["queue"] == "profile.edge-1" and devices[0]["queue_length"] == 0
+    presets = {p["name"]: p for p in client.get("/api/v1/presets/").json()}
+    assert presets["gpt2-lts"]["size"] == 5880 and presets["tiny"]["proxy_min"] > 0
+
+    ok = client.post("/api/v1/architectures/preview/", {"n_layer": 7, "d_model": 576, "d_inner": 832, "n_head": 8},
+                     format="json")
+    assert ok.status_code == 200
+    assert ok.json()["archid"] == "gpt2_0e1b5a3c867d6473da270799061f3089a1df5afd"
+    assert ok.json()["non_embedding_params"] == 16_042_240 and ok.json()["valid"] is True
+    bad = client.post("/api/v1/architectures/preview/", {"config": {"n_layer": 2, "d_model": 100, "d_inner": 64,
+                                                                    "n_head": 8}}, format="json")
+    assert bad.status_code == 400 and bad.json()["valid"] is False and "n_head" in bad.json()["errors"]
+    space = client.post("/api/v1/spaces/preview/", {"space": SMALL_SPACE}, format="json").json()
+    assert space["size"] == 24 and space["proxy_min"] < space["proxy_max"]
+    wrong = client.post("/api/v1/spaces/preview/", {"space": {**SMALL_SPACE, "d_model": "range(1, 10**9)"}},
+                        format="json")
+    assert wrong.status_code == 400 and "space.d_model" in wrong.json()
+
+
+def test_list_endpoints_run_a_bounded_number_of_queries(api_client, actors, device, no_messages,
+                                                        django_assert_max_num_queries):
+    for i in range(8):
+        run_job(services.do_create_search(owner=actors.alice, team=actors.acme, name=f"s{i}",
+                                          spec=spec(seed=i, budget={"generations": 1})))
+    client = _client(api_client, actors.bob)
+    job = SearchJob.objects.first()
+    for url in ("/api/v1/searches/", f"/api/v1/candidates/?job={job.pk}", f"/api/v1/candidates/?job={job.pk}&after=0",
+                "/api/v1/measurements/", "/api/v1/devices/", f"/api/v1/searches/{job.pk}/frontier/"):
+        with django_assert_max_num_queries(6):
+            assert client.get(url).status_code == 200, url
+
+
+def test_anonymous_api_calls_are_refused(api_client):
+    for url in ("/api/v1/searches/", "/api/v1/candidates/", "/api/v1/devices/", "/api/v1/presets/"):
+        assert api_client.get(url).status_code in (401, 403)
+
+
+def test_openapi_schema_has_no_warnings(tmp_path):
+    call_command("spectacular", "--validate", "--fail-on-warn", "--file", str(tmp_path / "schema.yml"))
+    assert "/api/v1/searches/{id}/frontier/" in (tmp_path / "schema.yml").read_text()

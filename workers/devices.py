@@ -1,0 +1,69 @@
+"""Profiling workers register their device and keep it alive with heartbeats.
+
+`LTS_DEVICE=NAME celery -A lts_web worker -Q profile.NAME --concurrency 1` is all it takes: when a worker that
+consumes its device's queue is ready, it upserts the Device row (hardware, backends, hostname) and a daemon thread
+refreshes last_heartbeat every LTS_HEARTBEAT_S seconds. A device silent for LTS_DEVICE_OFFLINE_AFTER_S shows offline.
+"""
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+
+from celery.signals import worker_ready, worker_shutdown
+from django.conf import settings
+from django.db import close_old_connections, connection
+from django.utils import timezone
+
+logger = logging.getLogger(__name__)
+_stop = threading.Event()
+
+
+def register_device(name: str, worker_name: str = "") -> "searches.models.Device":  # noqa: F821
+    from searches.core.profiling import available_backends, describe_device
+    from searches.models import Device
+
+    device, _ = Device.objects.update_or_create(
+        name=name,
+        defaults={
+            "hostname": socket.gethostname(),
+            "hardware": describe_device(),
+            "backends": available_backends(),
+            "worker_name": worker_name,
+            "last_heartbeat": timezone.now(),
+        },
+    )
+    return device
+
+
+def _beat(name: str, interval_s: float) -> None:
+    from searches.models import Device
+
+    while not _stop.wait(interval_s):
+        try:
+            close_old_connections()
+            Device.objects.filter(name=name).update(last_heartbeat=timezone.now())
+        except Exception:  # a database blip must not kill the heartbeat thread; the next beat retries
+            logger.exception("device heartbeat for %s failed", name)
+    connection.close()
+
+
+@worker_ready.connect
+def _on_worker_ready(sender, **kwargs) -> None:
+    name = settings.LTS_DEVICE
+    queues = {queue.name for queue in sender.task_consumer.queues}
+    if not any(q.startswith("profile.") for q in queues):
+        return
+    if f"profile.{name}" not in queues:
+        logger.error("this worker consumes %s but LTS_DEVICE=%r: set LTS_DEVICE to the device name of its queue",
+                     sorted(queues), name)
+        return
+    device = register_device(name, worker_name=sender.hostname)
+    connection.close()
+    logger.info("registered device %s (%s)", device.name, device.hardware.get("cpu_model", "?"))
+    threading.Thread(target=_beat, args=(name, settings.LTS_HEARTBEAT_S), name="device-heartbeat", daemon=True).start()
+
+
+@worker_shutdown.connect
+def _on_worker_shutdown(**kwargs) -> None:
+    _stop.set()
