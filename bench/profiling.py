@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import os
 import shlex
 import statistics
@@ -207,6 +208,8 @@ def main() -> None:
     parser.add_argument("--passes", type=int, default=2)
     parser.add_argument("--backends", default=",".join(BACKENDS), help="comma-separated: torch,onnxruntime")
     parser.add_argument("--output", type=Path, default=None)
+    parser.add_argument("--json", type=Path, default=Path("/tmp/profiling-results.json"),
+                        help="every ProfileResult, for further analysis")
     parser.add_argument("--quiet-below", type=float, default=0.3, help="wait until other processes use fewer cores")
     parser.add_argument("--max-wait", type=float, default=300.0, help="seconds to wait for quiet per measurement")
     args = parser.parse_args()
@@ -226,6 +229,7 @@ def main() -> None:
     text = report(archs, results, min(10, len(archs)), command, started, args.quiet_below, first_call_s)
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(text)
+    args.json.write_text(json.dumps({b: [[r.to_dict() for r in p] for p in passes] for b, passes in results.items()}))
     print(text)
     print(f"written to {output}", file=sys.stderr)
 

@@ -4,6 +4,7 @@ Every value goes through a typed helper in lts_web.env that raises ImproperlyCon
 """
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import dj_database_url
@@ -118,6 +119,8 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
 }
+# Plotly.js is served from the installed plotly wheel (no CDN: users run closed networks), as plotly/plotly.min.js.
+STATICFILES_DIRS = [("plotly", str(Path(importlib.util.find_spec("plotly").origin).parent / "package_data"))]
 # Without collectstatic (tests, DEBUG), serve straight from the app folders.
 WHITENOISE_USE_FINDERS = DEBUG
 if DEBUG:
@@ -133,10 +136,19 @@ LTS_HEARTBEAT_S = envint("LTS_HEARTBEAT_S", 10, minimum=1)
 LTS_DEVICE_OFFLINE_AFTER_S = envint("LTS_DEVICE_OFFLINE_AFTER_S", 30, minimum=3)
 # A measurement is re-queued after a lost worker at most this many times, then fails with the reason.
 LTS_MEASUREMENT_MAX_ATTEMPTS = envint("LTS_MEASUREMENT_MAX_ATTEMPTS", 3, minimum=1)
+# A pending measurement unclaimed this long while its device is online with an empty queue lost its message.
+LTS_PENDING_REDISPATCH_S = envint("LTS_PENDING_REDISPATCH_S", 600, minimum=10)
 # An active search whose last orchestration step is older than this gets another (lost messages, dead workers).
 LTS_JOB_STALL_S = envint("LTS_JOB_STALL_S", 60, minimum=1)
 # A single measurement (one child process) is killed after this long.
 LTS_PROFILE_TIMEOUT_S = envint("LTS_PROFILE_TIMEOUT_S", 600, minimum=5)
+# Training (models_zoo): an uploaded dataset may be this large; a run whose worker died is resumed from its last
+# checkpoint at most LTS_TRAIN_MAX_ATTEMPTS times in all, then fails with the reason; progress is written at most every
+# LTS_TRAIN_PROGRESS_S (evaluations, checkpoints and the end always); auto = cuda when the worker has a GPU, else cpu.
+LTS_MAX_UPLOAD_MB = envint("LTS_MAX_UPLOAD_MB", 200, minimum=1)
+LTS_TRAIN_MAX_ATTEMPTS = envint("LTS_TRAIN_MAX_ATTEMPTS", 3, minimum=1)
+LTS_TRAIN_PROGRESS_S = envfloat("LTS_TRAIN_PROGRESS_S", 2.0, minimum=0.0)
+LTS_TRAIN_DEVICE = envstr("LTS_TRAIN_DEVICE", "auto") or "auto"
 
 # Redis: the Celery broker and result store. REDIS_URL is the default for both.
 REDIS_URL = envstr("REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -183,9 +195,11 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_WORKER_SEND_TASK_EVENTS = True
 CELERY_TASK_SEND_SENT_EVENT = True
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
-CELERY_TASK_ROUTES = {"workers.tasks.*": {"queue": "control"}}
+CELERY_TASK_ROUTES = {"workers.tasks.*": {"queue": "control"}, "workers.training.train_model": {"queue": "train"},
+                      "workers.training.*": {"queue": "control"}}
 CELERY_BEAT_SCHEDULE = {
     "reap-stale-work": {"task": "workers.tasks.reap_stale_work", "schedule": float(envint("LTS_REAPER_INTERVAL_S", 15, minimum=1))},
+    "reap-training": {"task": "workers.training.reap_training", "schedule": float(envint("LTS_REAPER_INTERVAL_S", 15, minimum=1))},
 }
 # Named queues; profiling queues are one per device: profile.<device-name> (see workers/queues.py).
 LTS_QUEUES = ("control", "proxy", "train", "generate")
@@ -209,6 +223,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Training runs and search jobs share status names (queued, running, ...) but not all of them.
+    "ENUM_NAME_OVERRIDES": {"TrainingRunStatusEnum": "models_zoo.models.TrainingRun.Status"},
 }
 
 # HTTPS hardening whenever DEBUG is off. Behind a TLS-terminating proxy set SECURE_PROXY_SSL_HEADER_NAME.

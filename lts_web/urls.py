@@ -9,6 +9,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.routers import DefaultRouter
 
 from lts_web import api, views
+from searches import views as search_views
 
 router = DefaultRouter()
 router.register("teams", api.TeamViewSet, basename="team")
@@ -17,11 +18,18 @@ api_v1 = [
     path("me/", api.MeView.as_view(), name="api-me"),
     path("auth/token/", ObtainAuthToken.as_view(), name="api-token"),
     path("", include("searches.urls")),
+    path("", include("models_zoo.api_urls")),
     path("", include(router.urls)),
 ]
 
 urlpatterns = [
-    path("", views.home, name="home"),
+    path("", search_views.dashboard, name="home"),
+    path("searches/new/", search_views.new_search, name="search-new"),
+    path("searches/<int:pk>/", search_views.search_detail, name="search-page"),
+    path("searches/<int:pk>/candidates/<str:archid>/", search_views.candidate_detail, name="candidate-page"),
+    path("devices/", search_views.devices, name="devices"),
+    path("zoo/", include("models_zoo.urls")),
+    path("teams/", views.teams, name="teams"),
     path("account/", views.account, name="account"),
     path("healthz", views.healthz, name="healthz"),
     path("login/", auth_views.LoginView.as_view(), name="login"),

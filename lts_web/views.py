@@ -1,4 +1,4 @@
-"""Pages and endpoints of the project shell: home, account (API token), health."""
+"""Pages and endpoints of the project shell: teams, account (API token), health."""
 from __future__ import annotations
 
 from django.contrib import messages
@@ -29,11 +29,12 @@ def healthz(request: HttpRequest) -> JsonResponse:
 
 
 @require_GET
-def home(request: HttpRequest) -> HttpResponse:
+def teams(request: HttpRequest) -> HttpResponse:
+    """The user's teams and their members (the home page is the searches dashboard, searches.views)."""
     memberships = (
         Membership.objects.filter(user=request.user).select_related("team").prefetch_related("team__memberships__user")
     )
-    return render(request, "lts_web/home.html", {"memberships": memberships})
+    return render(request, "lts_web/teams.html", {"memberships": memberships})
 
 
 @require_http_methods(["GET", "POST"])

@@ -15,13 +15,14 @@ from django.conf import settings
 from django.db import close_old_connections, connection
 from django.utils import timezone
 
+from searches.models import Device
+
 logger = logging.getLogger(__name__)
 _stop = threading.Event()
 
 
-def register_device(name: str, worker_name: str = "") -> "searches.models.Device":  # noqa: F821
+def register_device(name: str, worker_name: str = "") -> Device:
     from searches.core.profiling import available_backends, describe_device
-    from searches.models import Device
 
     device, _ = Device.objects.update_or_create(
         name=name,
@@ -37,8 +38,6 @@ def register_device(name: str, worker_name: str = "") -> "searches.models.Device
 
 
 def _beat(name: str, interval_s: float) -> None:
-    from searches.models import Device
-
     while not _stop.wait(interval_s):
         try:
             close_old_connections()

@@ -138,3 +138,6 @@ def reap_stale_work() -> dict:
     result = services.do_reap_measurements()
     result["searches_kicked"] = len(services.do_reap_searches())
     return result
+
+
+from workers.training import *  # noqa: F401,F403

@@ -21,11 +21,12 @@ from .data import (
     eval_windows,
     load_split,
     prepare_data,
+    require_hub,
     source_from_spec,
     split_documents,
     tokenize_split,
 )
-from .export import export_model, render_model_card
+from .export import architecture_from_hf_config, export_model, render_model_card
 from .tokenizers import (
     EOS_TOKEN,
     MIN_VOCAB_SIZE,
@@ -71,6 +72,7 @@ __all__ = [
     "TrainConfig",
     "TrainConfigError",
     "TrainResult",
+    "architecture_from_hf_config",
     "confined_path",
     "eval_windows",
     "evaluate",
@@ -83,6 +85,7 @@ __all__ = [
     "model_from_checkpoint",
     "prepare_data",
     "render_model_card",
+    "require_hub",
     "resolve_tokenizer",
     "save_tokenizer",
     "saved_tokenizer",

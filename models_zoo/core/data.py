@@ -40,6 +40,7 @@ __all__ = [
     "eval_windows",
     "load_split",
     "prepare_data",
+    "require_hub",
     "source_from_spec",
     "split_documents",
     "tokenize_split",
@@ -187,7 +188,7 @@ class HubSource(TextSource):
     def load(self) -> Corpus:
         if not self.name or not self.name.strip():
             raise DataError({"name": "a dataset name is required"})
-        _require_hub()
+        require_hub()
         train = self._load_split(self.split, "split")
         validation = self._load_split(self.validation_split, "validation_split") if self.validation_split else None
         return Corpus(train=train, validation=validation)
@@ -209,8 +210,10 @@ class HubSource(TextSource):
         return docs
 
 
-def _require_hub() -> None:
-    """Raise a DataError now when the hub cannot be reached, instead of letting datasets retry for minutes."""
+def require_hub() -> None:
+    """Raise a DataError now when the hub cannot be reached, instead of letting datasets retry for minutes.
+
+    Also the check of the web before it registers a hub dataset or imports a hub model."""
     for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
         if os.environ.get(var, "").strip().lower() in _TRUE:
             raise DataError({"name": f"this machine is offline ({var} is set): Hugging Face datasets cannot be loaded; "

@@ -14,11 +14,32 @@ import tempfile
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from searches.core.arch import ARCH_KEYS, Architecture
+from searches.core.arch import ARCH_KEYS, Architecture, ArchitectureError
 
 from .trainer import ResumeError, TrainConfig, model_from_checkpoint, saved_tokenizer
 
-__all__ = ["export_model", "render_model_card"]
+__all__ = ["architecture_from_hf_config", "export_model", "render_model_card"]
+
+
+def architecture_from_hf_config(config: Mapping[str, Any], *, dropatt: float = 0.0) -> Architecture:
+    """The Architecture of a Hugging Face GPT-2 ``config.json`` (a dict), e.g. a subfolder of microsoft/lts-gpt2-sm.
+
+    GPT2Config names: n_embd is d_model, n_inner is d_inner (None means 4 * n_embd), n_positions is
+    max_sequence_length. ``dropatt`` is a training setting the config does not reliably record (GPT2Config's
+    attn_pdrop defaults to 0.1 whatever the training used), so it is the caller's: the search spaces use 0.0.
+    """
+    if not isinstance(config, Mapping):
+        raise ArchitectureError({"config": f"config.json must hold a JSON object, got {type(config).__name__}"})
+    if config.get("model_type") != "gpt2":
+        raise ArchitectureError({"model_type": f"only GPT-2 checkpoints (model_type 'gpt2') can be imported, got "
+                                              f"{config.get('model_type')!r}"})
+    missing = [k for k in ("n_layer", "n_embd", "n_head", "vocab_size", "n_positions") if k not in config]
+    if missing:
+        raise ArchitectureError({k: "missing from config.json" for k in missing})
+    d_model = config["n_embd"]
+    d_inner = config.get("n_inner") or (4 * d_model if isinstance(d_model, int) else d_model)
+    return Architecture(n_layer=config["n_layer"], d_model=d_model, d_inner=d_inner, n_head=config["n_head"],
+                        vocab_size=config["vocab_size"], max_sequence_length=config["n_positions"], dropatt=dropatt)
 
 
 def export_model(

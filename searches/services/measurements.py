@@ -14,6 +14,7 @@ from django.utils import timezone
 from searches.core.arch import Architecture
 from searches.core.profiling import ProfileResult, ProfileSettings
 from searches.models import Device, Measurement
+from searches.queues import queue_lengths
 
 __all__ = [
     "MeasurementRequest",
@@ -54,7 +55,7 @@ def _dispatch(measurement_id: int, queue: str) -> None:
 
     task_id = str(uuid.uuid4())
     won = Measurement.objects.filter(pk=measurement_id, status=Measurement.Status.PENDING, task_id="").update(
-        task_id=task_id
+        task_id=task_id, dispatched_at=timezone.now()
     )
     if won:
         transaction.on_commit(
@@ -141,11 +142,27 @@ def do_retry_measurement(measurement: Measurement) -> Measurement:
 
 def do_reap_measurements() -> dict[str, int]:
     """Running rows whose heartbeat stopped: re-queue (bounded by LTS_MEASUREMENT_MAX_ATTEMPTS), then fail them.
+    Pending rows whose message is gone (their device is online, its queue is empty, and nobody claimed them for
+    LTS_PENDING_REDISPATCH_S, e.g. after a broker restart without persistence): send them again.
 
-    Tolerates races: every change is a conditional UPDATE on the stale state it observed.
+    Tolerates races: every change is a conditional UPDATE on the stale state it observed; a duplicate message is
+    harmless because only one claim can win.
     """
     stale = timezone.now() - timedelta(seconds=settings.LTS_DEVICE_OFFLINE_AFTER_S)
-    requeued = failed = 0
+    requeued = failed = redispatched = 0
+    lost = timezone.now() - timedelta(seconds=settings.LTS_PENDING_REDISPATCH_S)
+    waiting = list(Measurement.objects.filter(status=Measurement.Status.PENDING, dispatched_at__lt=lost)
+                   .select_related("device")[:1000])
+    if waiting:
+        devices = {m.device_id: m.device for m in waiting if m.device.is_online}
+        lengths = queue_lengths(list(devices.values()))
+        for m in waiting:
+            if m.device_id in devices and lengths.get(m.device.queue) == 0:
+                if Measurement.objects.filter(pk=m.pk, status=Measurement.Status.PENDING,
+                                              task_id=m.task_id).update(task_id=""):
+                    with transaction.atomic():
+                        _dispatch(m.pk, m.device.queue)
+                    redispatched += 1
     rows = Measurement.objects.filter(status=Measurement.Status.RUNNING, heartbeat_at__lt=stale).select_related("device")
     for m in rows:
         observed = Measurement.objects.filter(pk=m.pk, status=Measurement.Status.RUNNING, heartbeat_at=m.heartbeat_at)
@@ -158,4 +175,4 @@ def do_reap_measurements() -> dict[str, int]:
             with transaction.atomic():
                 _dispatch(m.pk, m.device.queue)
             logger.warning("re-queued measurement %s after a silent worker (%s)", m.pk, m.claimed_by)
-    return {"requeued": requeued, "failed": failed}
+    return {"requeued": requeued, "failed": failed, "redispatched": redispatched}

@@ -145,7 +145,7 @@ def test_after_cursor_returns_only_what_changed(api_client, actors, device, no_m
     changed = {c["archid"]: c for c in update["results"]}
     assert len(changed) > 6 and update["next_after"] > cursor
     assert update["job"]["generation"] == 2 and update["job"]["hypervolumes"]
-    assert client.get(f"/api/v1/candidates/?after=3").status_code == 400
+    assert client.get("/api/v1/candidates/?after=3").status_code == 400
 
 
 def test_frontier_for_two_and_three_objectives(api_client, actors, finished_job):

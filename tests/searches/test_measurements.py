@@ -78,16 +78,32 @@ def test_reaper_requeues_a_silent_measurement_then_fails_it(sent, settings):
 
     assert services.try_claim_measurement(m.pk, "w1")
     Measurement.objects.filter(pk=m.pk).update(heartbeat_at=old)  # the worker died
-    assert services.do_reap_measurements() == {"requeued": 1, "failed": 0}
+    assert services.do_reap_measurements() == {"requeued": 1, "failed": 0, "redispatched": 0}
     m.refresh_from_db()
     assert m.status == "pending" and len(sent) == 2 and sent[1]["task_id"] == m.task_id
 
     assert services.try_claim_measurement(m.pk, "w2")
     Measurement.objects.filter(pk=m.pk).update(heartbeat_at=old)
-    assert services.do_reap_measurements() == {"requeued": 0, "failed": 1}
+    assert services.do_reap_measurements() == {"requeued": 0, "failed": 1, "redispatched": 0}
     m.refresh_from_db()
     assert m.status == "failed" and "2 times" in m.error and "w2" in m.error
-    assert services.do_reap_measurements() == {"requeued": 0, "failed": 0}
+    assert services.do_reap_measurements() == {"requeued": 0, "failed": 0, "redispatched": 0}
+
+
+@pytest.mark.django_db
+def test_reaper_resends_a_pending_measurement_whose_message_was_lost(sent, settings):
+    device = Device.objects.create(name="edge-1", last_heartbeat=timezone.now())
+    m = services.do_request_measurement(TINY, device, SMALL_SETTINGS).measurement
+    assert len(sent) == 1  # recorded, never reached the (empty) queue: as if the broker lost it
+    assert services.do_reap_measurements()["redispatched"] == 0  # too recent to call lost
+    Measurement.objects.filter(pk=m.pk).update(
+        dispatched_at=timezone.now() - timedelta(seconds=settings.LTS_PENDING_REDISPATCH_S + 1))
+    assert services.do_reap_measurements()["redispatched"] == 1
+    m.refresh_from_db()
+    assert len(sent) == 2 and sent[1]["task_id"] == m.task_id and m.status == "pending"
+    Device.objects.filter(pk=device.pk).update(last_heartbeat=None)  # offline: its queue just waits
+    Measurement.objects.filter(pk=m.pk).update(dispatched_at=timezone.now() - timedelta(hours=1))
+    assert services.do_reap_measurements()["redispatched"] == 0
 
 
 @pytest.mark.django_db

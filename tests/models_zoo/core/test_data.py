@@ -156,7 +156,7 @@ def test_hub_source_reads_field_and_validation_split(monkeypatch):
             raise ValueError(f'Unknown split "{split}"')
         return datasets.Dataset.from_dict({"text": rows[split], "label": [0] * len(rows[split])})
 
-    monkeypatch.setattr(data_module, "_require_hub", lambda: None)
+    monkeypatch.setattr(data_module, "require_hub", lambda: None)
     monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
     corpus = HubSource("someone/corpus", "train", "text", validation_split="validation").load()
     assert corpus == Corpus(train=["first doc", "second doc"], validation=["held out"])

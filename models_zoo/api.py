@@ -1,0 +1,178 @@
+"""REST API of the model zoo under /api/v1/: datasets, training runs, zoo models (download, import)."""
+from __future__ import annotations
+
+from django.http import StreamingHttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import ValidationError
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.response import Response
+
+from models_zoo import services
+from models_zoo.archive import stream_zip
+from models_zoo.models import Dataset, TrainingRun, ZooModel
+from models_zoo.permissions import CanChange, visible
+from models_zoo.serializers import (
+    DatasetCreateSerializer,
+    DatasetSerializer,
+    TrainingRunCreateSerializer,
+    TrainingRunListSerializer,
+    TrainingRunSerializer,
+    ZooImportSerializer,
+    ZooModelSerializer,
+)
+from searches.core.arch import ConfigError
+
+
+def _field_errors(exc: ConfigError) -> ValidationError:
+    return ValidationError({field: [message] for field, message in exc.errors.items()})
+
+
+def _conflict(message: str) -> Response:
+    return Response({"detail": message}, status=status.HTTP_409_CONFLICT)
+
+
+class DatasetViewSet(mixins.CreateModelMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin,
+                     mixins.DestroyModelMixin, viewsets.GenericViewSet):
+    """Training text of your teams: an upload (multipart, field ``file``), a folder under LTS_DATA_ROOT, or a
+    Hugging Face dataset. Deleting needs the owner or a team admin, and no queued or running run using it."""
+
+    serializer_class = DatasetSerializer
+    queryset = Dataset.objects.none()  # for the schema; get_queryset scopes to the caller's teams
+    permission_classes = [IsAuthenticated, CanChange]
+    parser_classes = [JSONParser, MultiPartParser, FormParser]
+    filterset_fields = ["kind", "team"]
+
+    def get_queryset(self):
+        return visible(Dataset, self.request.user).select_related("owner", "team").order_by("-created_at")
+
+    @extend_schema(request=DatasetCreateSerializer, responses={201: DatasetSerializer})
+    def create(self, request, *args, **kwargs):
+        serializer = DatasetCreateSerializer(data=request.data, context={"request": request})
+        serializer.is_valid(raise_exception=True)
+        data = dict(serializer.validated_data)
+        upload = data.pop("file", None)
+        try:
+            dataset = services.do_register_dataset(owner=request.user, upload=upload, **data)
+        except ConfigError as exc:
+            raise _field_errors(exc) from None
+        return Response(DatasetSerializer(self.get_queryset().get(pk=dataset.pk)).data, status=status.HTTP_201_CREATED)
+
+    def destroy(self, request, *args, **kwargs):
+        try:
+            services.do_delete_dataset(self.get_object())
+        except services.Conflict as exc:
+            return _conflict(str(exc))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class TrainingRunViewSet(mixins.CreateModelMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin,
+                         viewsets.GenericViewSet):
+    """Training runs of your teams with their live progress (step, tokens, losses, perplexity, tokens/s, ETA; the
+    history of progress points in the detail). Create from a candidate or a pasted architecture; cancel needs the
+    owner or a team admin."""
+
+    serializer_class = TrainingRunSerializer
+    queryset = TrainingRun.objects.none()
+    permission_classes = [IsAuthenticated, CanChange]
+    filterset_fields = ["status", "team", "dataset", "candidate"]
+
+    def get_queryset(self):
+        rows = visible(TrainingRun, self.request.user).select_related("owner", "team", "dataset", "zoo_model")
+        if self.action == "list":
+            rows = rows.defer("history")
+        return rows.order_by("-created_at")
+
+    def get_serializer_class(self):
+        return TrainingRunListSerializer if self.action == "list" else TrainingRunSerializer
+
+    @extend_schema(request=TrainingRunCreateSerializer, responses={201: TrainingRunSerializer})
+    def create(self, request, *args, **kwargs):
+        serializer = TrainingRunCreateSerializer(data=request.data, context={"request": request})
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        try:
+            run = services.do_start_training(
+                owner=request.user, team=data["team"], dataset=data["dataset"], tokenizer=data["tokenizer"],
+                config=data["config"], architecture=data.get("architecture"), candidate=data.get("candidate"),
+                name=data.get("name", ""))
+        except ConfigError as exc:
+            raise _field_errors(exc) from None
+        return Response(TrainingRunSerializer(self.get_queryset().get(pk=run.pk)).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=None, responses={200: TrainingRunSerializer})
+    @action(detail=True, methods=["post"])
+    def cancel(self, request, pk=None):
+        """Cancel a queued run now, or ask a running one to stop (it checkpoints and stops within a heartbeat)."""
+        run = self.get_object()
+        if not services.do_cancel_training(run):
+            return _conflict(f"cannot cancel a run that is {run.status}")
+        return Response(TrainingRunSerializer(self.get_queryset().get(pk=run.pk)).data)
+
+
+class ZooModelViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.DestroyModelMixin,
+                      viewsets.GenericViewSet):
+    """Trained and imported GPT-2 checkpoints of your teams with validation perplexity, proxy, and latency and
+    memory per device (every finished measurement of the archid); download as a zip; import a checkpoint."""
+
+    serializer_class = ZooModelSerializer
+    queryset = ZooModel.objects.none()
+    permission_classes = [IsAuthenticated, CanChange]
+    filterset_fields = ["source", "team", "archid"]
+
+    def get_queryset(self):
+        return visible(ZooModel, self.request.user).select_related("owner", "team").order_by("-created_at")
+
+    def _context(self, models: list[ZooModel]) -> dict:
+        archids = [a for m in models for a in m.archids]
+        return {**self.get_serializer_context(), "measurements": services.measurements_by_archid(archids)}
+
+    def list(self, request, *args, **kwargs):
+        queryset = self.filter_queryset(self.get_queryset())
+        page = self.paginate_queryset(queryset)
+        rows = list(page if page is not None else queryset)
+        data = ZooModelSerializer(rows, many=True, context=self._context(rows)).data
+        return self.get_paginated_response(data) if page is not None else Response(data)
+
+    def retrieve(self, request, *args, **kwargs):
+        model = self.get_object()
+        return Response(ZooModelSerializer(model, context=self._context([model])).data)
+
+    def perform_destroy(self, instance: ZooModel) -> None:
+        services.do_delete_model(instance)
+
+    @extend_schema(responses={(200, "application/zip"): OpenApiTypes.BINARY})
+    @action(detail=True, methods=["get"])
+    def download(self, request, pk=None):
+        """The checkpoint folder as a zip (config.json, model.safetensors, tokenizer files, README.md), streamed."""
+        return archive_response(self.get_object())
+
+    @extend_schema(request=ZooImportSerializer, responses={201: ZooModelSerializer})
+    @action(detail=False, methods=["post"], url_path="import")
+    def import_model(self, request):
+        """Import a Hugging Face GPT-2 checkpoint folder (``path`` under LTS_DATA_ROOT) or a hub id (``hub_id``,
+        online only); its archid and proxy come from its config.json. ``profile_device`` queues its latency and
+        memory measurement on that device."""
+        serializer = ZooImportSerializer(data=request.data, context={"request": request})
+        serializer.is_valid(raise_exception=True)
+        data = dict(serializer.validated_data)
+        try:
+            model = services.do_import_model(owner=request.user, **data)
+        except ConfigError as exc:
+            errors = exc.errors
+            if "source" in errors:  # the field the client sent
+                errors = {("hub_id" if "hub_id" in request.data else "path"): errors["source"]}
+            raise ValidationError({k: [v] for k, v in errors.items()}) from None
+        model = self.get_queryset().get(pk=model.pk)
+        return Response(ZooModelSerializer(model, context=self._context([model])).data, status=status.HTTP_201_CREATED)
+
+
+def archive_response(model: ZooModel) -> StreamingHttpResponse:
+    """The zoo model's folder as a streamed zip named after the model (shared by the API and the page)."""
+    slug = "".join(c if c.isalnum() or c in "-_." else "-" for c in model.name).strip("-.") or f"model-{model.pk}"
+    response = StreamingHttpResponse(stream_zip(model.folder, slug), content_type="application/zip")
+    response["Content-Disposition"] = f'attachment; filename="{slug}.zip"'
+    return response

@@ -1,0 +1,14 @@
+"""API routes of the model zoo (included under /api/v1/)."""
+from __future__ import annotations
+
+from django.urls import include, path
+from rest_framework.routers import DefaultRouter
+
+from models_zoo import api
+
+router = DefaultRouter()
+router.register("datasets", api.DatasetViewSet, basename="dataset")
+router.register("training-runs", api.TrainingRunViewSet, basename="training-run")
+router.register("zoo-models", api.ZooModelViewSet, basename="zoo-model")
+
+urlpatterns = [path("", include(router.urls))]

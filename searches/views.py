@@ -1,0 +1,178 @@
+"""Pages of the dashboard: team searches, new search, search detail, candidate detail, devices.
+
+The pages render what a first look needs; live data comes from the REST API (/api/v1/) through the page's script.
+A search of another team is a 404 on every page, as in the API.
+"""
+from __future__ import annotations
+
+from dataclasses import fields
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.paginator import Paginator
+from django.db.models import Count
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET
+
+from lts_web.models import Membership, teams_of
+from searches.api import queue_lengths, with_related
+from searches.core.evolution import SearchParams
+from searches.core.profiling import BACKENDS, DEVICES, DTYPES, MODES, ProfileSettings
+from searches.core.space import PRESETS
+from searches.models import Candidate, Device, Measurement, SearchJob
+from searches.permissions import can_change, visible_searches
+from searches.serializers import SearchJobSerializer, SpacePreviewSerializer
+
+DASHBOARD_PAGE_SIZE = 25
+# The "compare with" menu of a search lists this many of the team's most recent other searches.
+COMPARE_CHOICES = 200
+SPACE_FIELDS = ("n_layer", "d_model", "d_inner", "n_head", "vocab_size", "max_sequence_length", "dropatt")
+PARAM_FIELDS = ("init_population", "mutations_per_parent", "num_crossovers", "num_random_mix", "max_unseen",
+                "mutation_prob")
+PROFILING_FIELDS = ("backend", "batch_size", "seq_len", "threads", "mode", "dtype", "device", "warmup",
+                    "rel_tolerance", "min_repeats", "max_repeats", "max_seconds")
+
+
+def _significant(value: float) -> str:
+    """4 significant digits, thousands separated, never an exponent: 14380.2 -> "14,380", 0.0123456 -> "0.01235"."""
+    return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.4g}"
+
+
+def _progress(job: SearchJob) -> dict[str, Any]:
+    """Generations done (each one recorded a hypervolume) out of the budget, and the measurement counts."""
+    budget = job.spec["budget"]["generations"]
+    done = len(job.hypervolumes)
+    percent = 100 if job.status == SearchJob.Status.COMPLETED else min(100, round(100 * done / max(budget, 1)))
+    counts = {"candidates": 0, "measured": 0, "measuring": 0, "failed": 0, "pareto": 0, **(job.counts or {})}
+    latest = _significant(job.hypervolumes[-1]["hypervolume"]) if job.hypervolumes else None
+    return {"generations": done, "budget": budget, "percent": percent, "counts": counts, "hypervolume": latest}
+
+
+@require_GET
+def dashboard(request: HttpRequest) -> HttpResponse:
+    """The searches of the user's teams, newest first, filtered by status, owner and team; a constant number of
+    queries whatever the number of searches or candidates (progress comes from job.counts, never a COUNT)."""
+    teams = list(teams_of(request.user).order_by("name"))
+    owners = list(get_user_model().objects.filter(memberships__team__in=teams).distinct().order_by("username")
+                  .values_list("username", flat=True))
+    jobs = with_related(visible_searches(request.user)).defer("rng_state").order_by("-created_at")
+    status, owner, team = (request.GET.get(k, "") for k in ("status", "owner", "team"))
+    if status in SearchJob.Status.values:
+        jobs = jobs.filter(status=status)
+    if owner:
+        jobs = jobs.filter(owner__username=owner)
+    if team.isdigit():
+        jobs = jobs.filter(team_id=int(team))
+    page = Paginator(jobs, DASHBOARD_PAGE_SIZE).get_page(request.GET.get("page"))
+    rows = [{"job": job, **_progress(job)} for job in page]
+    query = request.GET.copy()
+    query.pop("page", None)
+    return render(request, "searches/dashboard.html", {
+        "page": page, "rows": rows, "teams": teams, "owners": owners, "statuses": SearchJob.Status.choices,
+        "selected": {"status": status, "owner": owner, "team": team}, "query": query.urlencode(),
+    })
+
+
+def _space_text(choices: Any) -> str:
+    """A canonical space entry as the editor shows it: "range(128, 1024, 64)" or "2, 4, 8"."""
+    if isinstance(choices, dict):
+        return "range({})".format(", ".join(str(v) for v in choices["range"]))
+    return ", ".join(str(v) for v in choices)
+
+
+def _field(path: str, label: str, value: Any = None, *, kind: str = "int", choices: tuple[str, ...] = (),
+           placeholder: str = "", help: str = "") -> dict[str, Any]:
+    """One input of the new-search form; ``path`` is the API's dotted error key (e.g. "profiling.seq_len")."""
+    return {"path": path, "label": label, "value": value, "kind": kind, "choices": choices,
+            "placeholder": placeholder, "help": help}
+
+
+@require_GET
+def new_search(request: HttpRequest) -> HttpResponse:
+    """The form posts to /api/v1/searches/ from the page's script, which shows the API's field errors in place."""
+    presets = []
+    for name, space in PRESETS.items():
+        preview = SpacePreviewSerializer({"space": space}).data
+        presets.append({"name": name, "size": preview["size"], "proxy_min": preview["proxy_min"],
+                        "proxy_max": preview["proxy_max"],
+                        "space": {k: _space_text(v) for k, v in preview["space"].items()}})
+    devices = list(Device.objects.order_by("name"))
+    lengths = queue_lengths(devices)
+    online = [d.name for d in devices if d.is_online]
+    p = ProfileSettings()
+    choices = {"backend": BACKENDS, "mode": MODES, "dtype": DTYPES, "device": DEVICES}
+    profiling = [_field(f"profiling.{n}", n.replace("_", " "), getattr(p, n), choices=choices.get(n, ()),
+                        kind="float" if isinstance(getattr(p, n), float) else "int") for n in PROFILING_FIELDS]
+    defaults = {f.name: f.default for f in fields(SearchParams)}
+    memberships = Membership.objects.filter(user=request.user).select_related("team").order_by("team__name")
+    return render(request, "searches/new.html", {
+        "presets": presets, "default_preset": "tiny" if "tiny" in PRESETS else next(iter(PRESETS)),
+        "space_fields": SPACE_FIELDS, "teams": [m.team for m in memberships],
+        "devices": [{"device": d, "queue_length": lengths.get(d.queue)} for d in devices],
+        "default_device": online[0] if online else (devices[0].name if devices else ""),
+        "constraint_fields": [
+            _field("constraints.min_proxy", "min proxy (parameters)", kind="float", placeholder="none"),
+            _field("constraints.max_proxy", "max proxy (parameters)", kind="float", placeholder="none"),
+            _field("constraints.max_latency", "max latency (s)", kind="float", placeholder="none"),
+            _field("constraints.max_memory", "max memory (MB)", kind="float", placeholder="none"),
+        ],
+        "profiling_fields": profiling,
+        "budget_fields": [
+            _field("budget.generations", "generations", defaults["generations"]),
+            _field("budget.max_candidates", "max candidates", placeholder="no limit"),
+            _field("budget.max_hardware_seconds", "max hardware seconds", kind="float", placeholder="no limit"),
+        ],
+        "param_fields": [_field(f"params.{n}", n.replace("_", " "), defaults[n],
+                                kind="float" if isinstance(defaults[n], float) else "int") for n in PARAM_FIELDS],
+    })
+
+
+@require_GET
+def search_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    job = get_object_or_404(with_related(visible_searches(request.user)), pk=pk)
+    others = (visible_searches(request.user).exclude(pk=job.pk).select_related("device").order_by("-created_at")
+              .only("id", "name", "status", "device__name", "spec")[:COMPARE_CHOICES])
+    compare = [{"id": o.id, "name": o.name, "status": o.status, "device": o.device.name if o.device else None}
+               for o in others if o.needs_hardware]
+    allowed = can_change(request.user, job)
+    # URL templates for the script: "0" and "ARCHID" stand for a search id and an archid.
+    urls = {"points": reverse("search-points", args=[job.pk]), "poll": reverse("candidate-list"),
+            "frontier": reverse("search-frontier", args=[0]), "action": reverse("search-cancel", args=[0]),
+            "detail": reverse("search-page", args=[0]), "candidate": reverse("candidate-page", args=[0, "ARCHID"])}
+    page_data = {"job": SearchJobSerializer(job).data, "can_change": allowed, "finished": list(SearchJob.FINISHED),
+                 "needs_hardware": job.needs_hardware, "urls": urls}
+    return render(request, "searches/detail.html", {"job": job, "progress": _progress(job), "can_change": allowed,
+                                                    "compare": compare, "page_data": page_data})
+
+
+@require_GET
+def candidate_detail(request: HttpRequest, pk: int, archid: str) -> HttpResponse:
+    job = get_object_or_404(with_related(visible_searches(request.user)), pk=pk)
+    candidate = get_object_or_404(job.candidates.select_related("measurement__device"), archid=archid)
+    in_job = {c.archid: c for c in job.candidates.filter(archid__in=candidate.parents)}
+    parents = [{"archid": a, "candidate": in_job.get(a)} for a in candidate.parents]
+    measurements = Measurement.objects.filter(archid=archid).select_related("device").order_by("device__name", "-id")
+    elsewhere = (Candidate.objects.filter(archid=archid, job__in=visible_searches(request.user))
+                 .exclude(job=job).select_related("job").order_by("-job__created_at")[:50])
+    return render(request, "searches/candidate.html", {
+        "job": job, "candidate": candidate, "parents": parents, "measurements": measurements,
+        "elsewhere": elsewhere, "config": candidate.config, "proxy": f"{candidate.non_embedding_params:,}",
+        "total_params": f"{candidate.total_params:,}",
+    })
+
+
+@require_GET
+def devices(request: HttpRequest) -> HttpResponse:
+    """Every device (devices serve all teams), its queue, and how many of the user's teams' searches use it."""
+    rows = list(Device.objects.order_by("name"))
+    lengths = queue_lengths(rows)
+    active = dict(visible_searches(request.user).filter(status__in=SearchJob.ACTIVE, device__isnull=False)
+                  .order_by().values_list("device_id").annotate(n=Count("id")))
+    return render(request, "searches/devices.html", {
+        "offline_after": settings.LTS_DEVICE_OFFLINE_AFTER_S,
+        "devices": [{"device": d, "queue_length": lengths.get(d.queue), "active_searches": active.get(d.pk, 0)}
+                    for d in rows],
+    })

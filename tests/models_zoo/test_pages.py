@@ -1,0 +1,171 @@
+"""Zoo pages: team scoping on every page (owner, teammate, outsider 404), the forms, the chart data, lts_train --local."""
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.core.management import CommandError, call_command
+
+from models_zoo import services
+from models_zoo.models import Dataset, TrainingRun, ZooModel
+from searches.core.arch import Architecture
+from searches.models import Device, Measurement
+from tests.models_zoo.conftest import FAST_CONFIG, TINY_ARCH, make_checkpoint
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def objects(actors, dataset, roots, sent):
+    """A queued run and an imported model of team acme, owned by alice."""
+    run = services.do_start_training(owner=actors.alice, team=actors.acme, dataset=dataset, tokenizer="bpe:400",
+                                     config=FAST_CONFIG, architecture=TINY_ARCH, name="run-a")
+    make_checkpoint(roots[0] / "tiny")
+    model = services.do_import_model(owner=actors.alice, team=actors.acme, source="tiny", name="model-a")
+    return run, model
+
+
+def _pages(run: TrainingRun, model: ZooModel) -> list[str]:
+    return [f"/zoo/runs/{run.pk}/", f"/zoo/models/{model.pk}/", f"/zoo/models/{model.pk}/download/"]
+
+
+def test_lists_and_details_are_scoped_to_the_team(client, actors, objects):
+    run, model = objects
+    for user, status in ((actors.alice, 200), (actors.bob, 200), (actors.charlie, 404)):
+        client.force_login(user)
+        for url in _pages(run, model):
+            assert client.get(url).status_code == status, (user, url)
+        lists = {url: client.get(url).content.decode() for url in ("/zoo/", "/zoo/runs/", "/zoo/datasets/")}
+        seen = status == 200
+        assert ("model-a" in lists["/zoo/"]) is seen and ("run-a" in lists["/zoo/runs/"]) is seen
+        assert ("kings" in lists["/zoo/datasets/"]) is seen
+        assert client.get("/zoo/train/").status_code == 200
+
+
+def test_changes_need_the_owner_or_a_team_admin(client, actors, objects):
+    run, model = objects
+    dataset = run.dataset
+    client.force_login(actors.charlie)
+    for url in (f"/zoo/runs/{run.pk}/cancel/", f"/zoo/models/{model.pk}/delete/", f"/zoo/datasets/{dataset.pk}/delete/"):
+        assert client.post(url).status_code == 404
+    client.force_login(actors.bob)
+    for url in (f"/zoo/runs/{run.pk}/cancel/", f"/zoo/models/{model.pk}/delete/", f"/zoo/datasets/{dataset.pk}/delete/"):
+        assert client.post(url).status_code == 403
+    client.force_login(actors.alice)
+    assert client.post(f"/zoo/runs/{run.pk}/cancel/").status_code == 302
+    assert TrainingRun.objects.get(pk=run.pk).status == "cancelled"
+    assert client.post(f"/zoo/models/{model.pk}/delete/").status_code == 302
+    assert not ZooModel.objects.exists()
+    assert client.post(f"/zoo/datasets/{dataset.pk}/delete/").status_code == 302
+    assert not Dataset.objects.exists()
+
+
+def test_pages_need_a_login(client, objects):
+    run, model = objects
+    for url in ["/zoo/", "/zoo/runs/", "/zoo/train/", "/zoo/datasets/", *_pages(run, model)]:
+        response = client.get(url)
+        assert response.status_code == 302 and response.url.startswith("/login/"), url
+
+
+def test_zoo_list_chart_marks_the_trained_frontier(client, actors, objects, django_assert_max_num_queries):
+    _, imported = objects
+    device = Device.objects.create(name="edge-1")
+    rows = []
+    for name, ppl, latency in (("fast", 40.0, 0.001), ("good", 20.0, 0.004), ("dominated", 45.0, 0.005)):
+        a = Architecture.from_dict({**TINY_ARCH, "n_layer": len(rows) + 1})
+        rows.append(ZooModel.objects.create(team=actors.acme, owner=actors.alice, name=name, archid=a.archid,
+                                            config=a.to_dict(), non_embedding_params=a.non_embedding_params,
+                                            total_params=a.total_params, source="trained", val_ppl=ppl, path="zoo/x"))
+        Measurement.objects.create(archid=a.archid, config=a.to_dict(), device=device, backend="torch", batch_size=1,
+                                   seq_len=64, threads=1, mode="prefill", dtype="float32", status="done",
+                                   latency_median_s=latency, peak_memory_mb=10.0 + ppl)
+    client.force_login(actors.bob)
+    with django_assert_max_num_queries(8):
+        page = client.get("/zoo/")
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert "plotly/plotly.min.js" in html and "edge-1 latency" in html
+    assert 'id="chart-data"' in html
+    chart = page.context["chart"]["edge-1"]
+    names = {p["id"]: p["name"] for p in chart["points"]}
+    assert sorted(names.values()) == ["dominated", "fast", "good"]  # the import has no perplexity: not plotted
+    assert [names[i] for i in chart["frontier"]["latency_ms"]] == ["fast", "good"]
+    assert [names[i] for i in chart["frontier"]["memory_mb"]] == ["good"]
+
+
+def test_register_a_dataset_through_the_page(client, actors, roots):
+    client.force_login(actors.bob)
+    response = client.post("/zoo/datasets/", {"name": "up", "team": actors.acme.pk, "kind": "upload",
+                                              "validation_fraction": 0.1,
+                                              "file": SimpleUploadedFile("t.txt", b"The king sees.\n" * 100)})
+    assert response.status_code == 302
+    assert Dataset.objects.get(name="up").owner == actors.bob
+    response = client.post("/zoo/datasets/", {"name": "esc", "team": actors.acme.pk, "kind": "folder",
+                                              "path": "../etc", "validation_fraction": 0.1})
+    assert response.status_code == 400 and "&#x27;..&#x27; is not allowed" in response.content.decode()
+    response = client.post("/zoo/datasets/", {"name": "x", "team": actors.other.pk, "kind": "folder", "path": "a",
+                                              "validation_fraction": 0.1})
+    assert response.status_code == 400 and not Dataset.objects.filter(name="x").exists()  # not bob's team
+
+
+def test_start_training_through_the_page(client, actors, dataset, sent):
+    client.force_login(actors.bob)
+    form = {"team": actors.acme.pk, "dataset": dataset.pk, "tokenizer": "bpe:400", "max_steps": 30, "seq_len": 32,
+            "batch_size": 8, "grad_accum": 1, "lr": 0.003, "architecture": json.dumps(TINY_ARCH),
+            "extra": json.dumps({"eval_interval": 10})}
+    response = client.post("/zoo/train/", form)
+    assert response.status_code == 302, response.content.decode()[:2000]
+    run = TrainingRun.objects.get()
+    assert response.url == f"/zoo/runs/{run.pk}/" and run.owner == actors.bob
+    assert run.config["min_lr"] == pytest.approx(0.0003) and run.config["eval_interval"] == 10 and sent
+
+    response = client.post("/zoo/train/", {**form, "seq_len": 128})
+    assert response.status_code == 400 and "exceeds the architecture" in response.content.decode()
+    response = client.post("/zoo/train/", {**form, "architecture": json.dumps({**TINY_ARCH, "n_head": 3})})
+    assert response.status_code == 400 and "divisible" in response.content.decode()
+    assert TrainingRun.objects.count() == 1
+
+
+def test_run_detail_has_the_live_progress_hooks(client, actors, objects):
+    run, _ = objects
+    client.force_login(actors.bob)
+    html = client.get(f"/zoo/runs/{run.pk}/").content.decode()
+    assert f"/api/v1/training-runs/{run.pk}/" in html and 'data-field="eta_s"' in html and "loss-chart" in html
+    assert "Cancel" not in html  # bob is neither the owner nor a team admin
+    client.force_login(actors.alice)
+    assert "Cancel" in client.get(f"/zoo/runs/{run.pk}/").content.decode()
+
+
+def test_lts_train_local_trains_in_process_with_a_progress_bar(actors, corpus, roots, one_thread, tmp_path):
+    out = io.StringIO()
+    call_command("lts_train", "--arch", json.dumps(TINY_ARCH), "--data", corpus, "--tokenizer", "bpe:400",
+                 "--max-steps", "30", "--seq-len", "32", "--batch-size", "8", "--lr", "0.003",
+                 "--config", json.dumps({"warmup_steps": 4, "eval_interval": 10, "eval_batches": 4}),
+                 "--user", "alice", "--local", stdout=out)
+    text = out.getvalue()
+    run = TrainingRun.objects.get()
+    assert run.status == "completed" and run.claimed_by.startswith("local:") and run.zoo_model is not None
+    assert "step 30/30  [####################]" in text and f"zoo model #{run.zoo_model.pk}" in text
+    assert run.dataset.kind == "folder" and run.dataset.path == corpus
+
+    # A file outside the data root is copied in (workers read only under it); a bad tokenizer is a clear error.
+    outside = tmp_path / "outside.txt"
+    outside.write_text((roots[0] / corpus).read_text())
+    with pytest.raises(CommandError, match="vocabulary size must be in"):
+        call_command("lts_train", "--arch", json.dumps(TINY_ARCH), "--data", str(outside), "--tokenizer", "bpe:5",
+                     "--max-steps", "5", "--user", "alice", "--local", stdout=io.StringIO())
+    copied = Dataset.objects.get(kind="upload")
+    assert (roots[0] / copied.path).read_text() == outside.read_text()
+    assert TrainingRun.objects.count() == 1
+
+
+def test_import_through_the_page(client, actors, roots):
+    make_checkpoint(roots[0] / "gallery")
+    client.force_login(actors.bob)
+    response = client.post("/zoo/import/", {"source": "../etc", "team": actors.acme.pk})
+    assert response.status_code == 400 and "is not allowed" in response.content.decode()
+    response = client.post("/zoo/import/", {"source": "gallery", "name": "g", "team": actors.acme.pk})
+    model = ZooModel.objects.get(name="g")
+    assert response.status_code == 302 and response.url == f"/zoo/models/{model.pk}/" and model.owner == actors.bob
