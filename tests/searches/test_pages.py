@@ -289,3 +289,13 @@ def test_live_poll_sends_only_the_hypervolumes_the_page_lacks(api_client, actors
     assert tail["hypervolumes"] == whole["hypervolumes"][2:] and tail["hypervolumes_from"] == 2
     assert api_client.get(url + "&hypervolumes_from=3").json()["job"]["hypervolumes"] == []
     assert api_client.get(url + "&hypervolumes_from=x").status_code == 400
+
+
+def test_frontier_candidates_link_to_the_training_form(client, actors, finished_job):
+    detail = _get(client, actors.bob, f"/searches/{finished_job.pk}/").content.decode()
+    assert 'id="train-frontier"' in detail and 'data-train-url="/zoo/train/"' in detail
+    pareto = finished_job.candidates.filter(is_pareto=True).first()
+    page = _get(client, actors.bob, f"/searches/{finished_job.pk}/candidates/{pareto.archid}/").content.decode()
+    assert f'href="/zoo/train/?candidate={pareto.id}"' in page
+    form = _get(client, actors.bob, f"/zoo/train/?candidate={pareto.id}").content.decode()
+    assert pareto.archid in form or str(pareto.id) in form

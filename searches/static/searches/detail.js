@@ -8,6 +8,8 @@
   const page = LTS.jsonData("page-data");
   const urls = page.urls;
   let job = page.job;
+  const trainLink = document.getElementById("train-frontier");
+  const trainUrl = trainLink.dataset.trainUrl;
   const POLL_MS = 1500;
   const HIDDEN_POLL_MS = 10000; // a background tab still follows, slowly
   const ERROR_POLL_MS = 5000;
@@ -424,7 +426,9 @@
         LTS.el("td", { class: "num" }, LTS.ms(c.latency_s[i])), LTS.el("td", { class: "num" }, LTS.mb(c.memory_mb[i])),
         LTS.el("td", {}, LTS.el("span", { class: `status status-${c.status[i]}` }, c.status[i]),
                c.feasible[i] === false ? LTS.el("span", { class: "muted small" }, " infeasible") : null),
-        LTS.el("td", {}, c.is_pareto[i] ? "◆" : "")));
+        LTS.el("td", {}, c.is_pareto[i] ? "◆ " : "", c.is_pareto[i]
+          ? LTS.el("a", { href: `${trainUrl}?candidate=${c.id[i]}`, title: "train this architecture" }, "train")
+          : null)));
     }
     tbody.replaceChildren(fragment);
     document.getElementById("table-count").textContent =
@@ -486,6 +490,13 @@
       if (button.dataset.action in show) button.hidden = !show[button.dataset.action];
     }
   }
+
+  // "Train frontier": one training run per current Pareto candidate, chosen on the training form.
+  trainLink.addEventListener("click", () => {
+    const ids = [];
+    for (let i = 0; i < store.n; i++) if (store.cols.is_pareto[i]) ids.push(store.cols.id[i]);
+    trainLink.href = ids.length ? `${trainUrl}?candidates=${ids.join(",")}` : trainUrl;
+  });
 
   document.getElementById("actions").addEventListener("click", async (event) => {
     const button = event.target.closest("button[data-action]");
