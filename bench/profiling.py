@@ -31,10 +31,17 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from searches.core.arch import Architecture  # noqa: E402
-from searches.core.profiling import ProfileResult, ProfileSettings, describe_device, library_versions, profile  # noqa: E402
+from searches.core.profiling import (  # noqa: E402
+    ProfileResult,
+    ProfileSettings,
+    describe_device,
+    library_versions,
+    profile,
+)
 
 REFERENCE_S = 24.3  # archai, 2-core machine here: 16.6 s latency + 7.7 s "memory" (two ONNX exports)
 GOAL_S = REFERENCE_S / 3
+D = ProfileSettings()  # the defaults every measurement here uses
 # (n_layer, d_model, d_inner, n_head) from gpt2-lts (n_layer 1..10, d_model/d_inner in range(128, 1024, 64),
 # n_head in {2, 4, 8}). First ten: n_layer 1..10, widths and heads drawn by SearchSpace.sample with
 # numpy default_rng(4), the 7-layer one replaced by the 16.04M example; then ten more draws. 2.3M-43.8M
@@ -109,12 +116,15 @@ def report(archs: list[Architecture], results: dict[str, list[list[ProfileResult
         "## Profiling (issue 4): latency and peak memory per candidate",
         "",
         f"`{command}` on {started} (UTC). Settings: batch 1, sequence 1024, 1 thread, prefill, float32, vocab 50257;",
-        "defaults otherwise (1 warm-up that is also the memory run; then at least 3 repeats, until the median's 95% CI",
-        "is within 2% or 2 s of timed runs). Every measurement runs in a fresh child process.",
+        f"defaults otherwise ({D.warmup} untimed runs, the first also the memory run; then at least {D.min_repeats} "
+        f"timed runs, until the median's 95% CI",
+        f"is within {D.rel_tolerance:.0%} or {D.max_seconds:g} s of timed runs). Every measurement runs in fresh child "
+        "processes.",
         "",
         f"Machine: {_machine()}. The machine is shared with other sessions: each measurement waited until other",
         f"processes used < {quiet_below} core, yet during the timed runs they kept on average "
-        f"{statistics.fmean(other_load(r) for r in every):.2f} core busy (max {max(other_load(r) for r in every):.2f});",
+        f"{statistics.fmean(other_load(r) for r in every):.2f} core busy "
+        f"(max {max(other_load(r) for r in every):.2f});",
         f"{len(contended)} of {len(every)} measurements ran with >= 0.5 core busy elsewhere.",
         f"Libraries: {', '.join(f'{k} {v}' for k, v in library_versions().items())}.",
         "",
@@ -150,8 +160,11 @@ def report(archs: list[Architecture], results: dict[str, list[list[ProfileResult
     if len(next(iter(results.values()))) >= 2:
         lines += ["", f"### (b) Repeatability: {len(archs)} architectures profiled twice (goal: Spearman >= 0.98, "
                       "median relative difference <= 3%)", "",
-                  "| backend | pairs | latency Spearman | latency median rel. diff (max) | memory Spearman | "
-                  "memory median rel. diff (max) | verdict |", "|---|---|---|---|---|---|---|"]
+                  "The verdict is on the latency median (the profiler's figure) and the memory; the latency minimum is",
+                  "shown because, interference only ever slowing a run, it is the steadier figure on a shared machine.",
+                  "",
+                  "| backend | pairs | latency median: Spearman | rel. diff, median (max) | latency min: Spearman | "
+                  "rel. diff | memory: Spearman | rel. diff | verdict |", "|---|---|---|---|---|---|---|---|---|"]
         for backend, passes in results.items():
             pairs = list(zip(passes[0], passes[1]))
             quiet = [(a, b) for a, b in pairs if max(other_load(a), other_load(b)) < 0.5]
@@ -184,12 +197,14 @@ def report(archs: list[Architecture], results: dict[str, list[list[ProfileResult
 
 
 def _repeatability(pairs: list[tuple[ProfileResult, ProfileResult]]) -> str:
+    """Cells: latency median, latency min (informative), memory; the verdict is on the median and the memory."""
     cells, ok = [], True
-    for value in (lambda r: r.latency.median, lambda r: r.peak_memory_mb):
+    for judged, value in ((True, lambda r: r.latency.median), (False, lambda r: r.latency.min),
+                          (True, lambda r: r.peak_memory_mb)):
         one, two = [value(a) for a, _ in pairs], [value(b) for _, b in pairs]
         rho = spearman(one, two)
         diffs = [rel_diff(a, b) for a, b in zip(one, two)]
-        ok = ok and rho >= 0.98 and statistics.median(diffs) <= 0.03
+        ok = ok and (not judged or (rho >= 0.98 and statistics.median(diffs) <= 0.03))
         cells += [f"{rho:.4f}", f"{statistics.median(diffs):.2%} ({max(diffs):.1%})"]
     return " | ".join(cells) + f" | {'meets' if ok else 'MISSES'}"
 

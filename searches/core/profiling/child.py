@@ -6,6 +6,7 @@ parent through a pipe. Nothing here is called in the parent process.
 from __future__ import annotations
 
 import gc
+import inspect
 import os
 import platform
 import signal
@@ -213,9 +214,10 @@ def _torch_child(payload: dict[str, Any]) -> dict[str, Any]:
     t0 = time.perf_counter()
     model = _build(arch, s.device)
     phases["build"] = time.perf_counter() - t0
-    # Peaks count from here: the weights stay counted (resident now), not how they were made. (build_model's path
-    # allocates lm_head before tying it to wte, vocab x d_model floats, 110 MiB at d_model 576, freed at once; a
-    # model loaded from a checkpoint never does. At seq 64 that transient would be most of the "peak".)
+    # Peaks count from here: the weights stay counted (resident now), not how they were made. (build_model's own
+    # initialization, the fallback above, allocates lm_head before tying it to wte: vocab x d_model floats, 110 MiB
+    # at d_model 576, freed at once, which a model loaded from a checkpoint never does; at seq 64 that transient
+    # would be most of the "peak".)
     if cuda:
         torch.cuda.reset_peak_memory_stats()
     else:
@@ -226,11 +228,20 @@ def _torch_child(payload: dict[str, Any]) -> dict[str, Any]:
             def run() -> None:
                 model(input_ids=prompt, use_cache=False)
         else:
-            cache = model(input_ids=prompt, use_cache=True).cache
+            # transformers 5.24 (pinned) names the KV cache `cache`; earlier 5.x releases, as on some GPU images,
+            # `past_key_values`. A cache keyword the model ignored would time decoding without a cache: checked.
+            keyword = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+            out = model(input_ids=prompt, use_cache=True)
+            cache = getattr(out, keyword)
+            model(input_ids=steps[:, :1], use_cache=True, **{keyword: cache})
+            if cache.get_seq_length() != prompt.shape[1] + 1:
+                raise RuntimeError(f"the KV cache holds {cache.get_seq_length()} positions after one decode step, "
+                                   f"expected {prompt.shape[1] + 1}")
+            cache.crop(-1)
 
             def run() -> None:
                 for i in range(DECODE_STEPS):
-                    model(input_ids=steps[:, i:i + 1], cache=cache, use_cache=True)
+                    model(input_ids=steps[:, i:i + 1], use_cache=True, **{keyword: cache})
                 cache.crop(-DECODE_STEPS)  # back to the prompt: every sample decodes at the same context length
 
         t0 = time.perf_counter()
@@ -241,8 +252,11 @@ def _torch_child(payload: dict[str, Any]) -> dict[str, Any]:
         else:
             peak_mb, method = host.peak_added_mb(), host.method
         phases["memory"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
         for _ in range(s.warmup - 1):
             run()
+        sync()
+        phases["warmup"] = time.perf_counter() - t0
         per_sample = DECODE_STEPS if s.mode == "decode" else 1
 
         def timed() -> float:
@@ -317,8 +331,10 @@ def _ort_child(payload: dict[str, Any]) -> dict[str, Any]:
     session.run(None, feed)  # the first warm-up run, and the memory measurement
     peak_mb = host.peak_added_mb()
     phases["memory"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
     for _ in range(s.warmup - 1):
         session.run(None, feed)
+    phases["warmup"] = time.perf_counter() - t0
 
     def timed() -> float:
         start = time.perf_counter()

@@ -65,7 +65,7 @@ class ProfileResult:
     # The whole call: process start, build, export, memory and latency (and, on a process's first call, the
     # forkserver's one-time start, ~4-7 s).
     wall_time_s: float
-    phases_s: dict[str, float] = field(default_factory=dict)  # build, export, session, memory, latency
+    phases_s: dict[str, float] = field(default_factory=dict)  # build, export, session, memory, warmup, latency
     # Cores kept busy by other processes, and stolen by the hypervisor, during the timed runs (None without /proc).
     background_cpu: dict[str, float] | None = None
     measured_at: str = ""  # UTC, ISO 8601

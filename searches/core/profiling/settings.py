@@ -42,16 +42,17 @@ class ProfileSettings:
     mode: str = "prefill"
     dtype: str = "float32"
     device: str = "cpu"
-    # Untimed runs before the timed ones, at least 1. The first is also the memory measurement: a fresh process's
-    # first run is the slow one (1.4-2.3 s against 1.15 s for the 16M model in onnxruntime), so it is never timed.
-    warmup: int = 1
+    # Untimed runs before the timed ones, at least 1. The first is also the memory measurement. Two, because the
+    # second run of a fresh process is still slow: 5-15% above the later ones in onnxruntime (1.61 s against 1.37 s
+    # and 1.35 s, 14.04M model), 0-15% in torch (bench/profiling.py, 20 architectures).
+    warmup: int = 2
     rel_tolerance: float = 0.02
-    # Repeat until the median's 95% CI is within rel_tolerance, but at least min_repeats times, and stop after
-    # max_seconds of timed runs (checked once min_repeats are done) or max_repeats. On this 2-core VM the run-to-run
-    # noise is ~1-4% (coefficient of variation), so 2% needs ~10-25 repeats; at seq 1024 one forward takes 0.3-4 s
-    # and a candidate's budget is 8.1 s, so the time cap decides for the larger models: 3 repeats, whose median
-    # reproduces within ~1% (bench/profiling.py). Small models get up to max_seconds / forward repeats.
-    min_repeats: int = 3
+    # Repeat until the median's 95% CI is within rel_tolerance, at least min_repeats times; stop at max_repeats, or
+    # after max_seconds of timed runs once min_repeats are done. At seq 1024 a forward takes 0.5-3.5 s here and a
+    # candidate's budget is 8.1 s: the larger models stop at 2 repeats, the smaller get up to ~2 s of them. More
+    # repeats in one process buy little: the process-to-process spread (3-10%: where the weights land, what the host
+    # does) is larger than the spread within one (~1-3%).
+    min_repeats: int = 2
     max_repeats: int = 50
     max_seconds: float = 2.0
 
@@ -83,8 +84,8 @@ class ProfileSettings:
             if self.device != "cpu":
                 errors["device"] = "onnxruntime is measured on cpu only (its GPU memory is not observable); use torch"
             if self.mode != "prefill":
-                errors["mode"] = "decode is measured with the torch backend only (onnxruntime would need the KV cache " \
-                                 "as graph inputs and outputs)"
+                errors["mode"] = ("decode is measured with the torch backend only (onnxruntime would need the KV "
+                                  "cache as graph inputs and outputs)")
         if errors:
             raise ProfileSettingsError(errors)
         object.__setattr__(self, "rel_tolerance", float(self.rel_tolerance))

@@ -19,6 +19,7 @@ class LatencyStats:
     """Latency in seconds: per forward for prefill, per generated token for decode."""
 
     median: float
+    min: float  # interference only ever slows a run: the minimum is the most repeatable figure on a shared machine
     p10: float
     p90: float
     mean: float
@@ -55,7 +56,7 @@ def latency_stats(samples: list[float], stopped_by: str = "") -> LatencyStats:
     else:
         p10 = p90 = ordered[0]
     return LatencyStats(
-        median=statistics.median(ordered), p10=p10, p90=p90, mean=statistics.fmean(ordered),
+        median=statistics.median(ordered), min=ordered[0], p10=p10, p90=p90, mean=statistics.fmean(ordered),
         std=statistics.stdev(ordered) if len(ordered) >= 2 else 0.0, n=len(ordered),
         ci95=median_ci95(ordered), stopped_by=stopped_by, samples=tuple(samples),
     )

@@ -61,14 +61,14 @@ def test_torch_latency_and_memory_are_positive_and_grow_with_size(torch_results:
     for result in torch_results:
         stats = result.latency
         assert stats.n >= 5 and len(stats.samples) == stats.n
-        assert stats.p10 <= stats.median <= stats.p90 and stats.std >= 0 and math.isfinite(stats.ci95)
+        assert stats.min <= stats.p10 <= stats.median <= stats.p90 and stats.std >= 0 and math.isfinite(stats.ci95)
         assert stats.stopped_by in ("tolerance", "max_seconds", "max_repeats")
         assert result.memory_method == "vmhwm"
         assert result.onnx_file_bytes is None
         assert result.settings == ProfileSettings(**FAST).to_dict()
         assert result.device["cpu_cores_logical"] >= 1 and result.device["cpu_model"]
         assert {"torch", "transformers", "python"} <= result.versions.keys()
-        assert {"build", "memory", "latency"} <= result.phases_s.keys()
+        assert {"build", "memory", "warmup", "latency"} <= result.phases_s.keys()
         assert result.wall_time_s > sum(result.phases_s.values()) * 0.99
     assert torch_results[0].archid == SMALL.archid
 
@@ -197,7 +197,7 @@ def test_cuda_profile() -> None:
     assert results[0].peak_memory_mb < results[1].peak_memory_mb
 
 
-# ----------------------------------------------------------------------------------------------- settings, stats, device
+# ------------------------------------------------------------------------------------ settings, stats, device
 
 def test_settings_defaults_key_and_round_trip() -> None:
     settings = ProfileSettings()
@@ -248,7 +248,7 @@ def test_sequence_must_fit_the_architecture() -> None:
 
 def test_latency_stats() -> None:
     stats = latency_stats([3.0, 1.0, 2.0, 5.0, 4.0], "tolerance")
-    assert (stats.median, stats.mean, stats.n, stats.stopped_by) == (3.0, 3.0, 5, "tolerance")
+    assert (stats.median, stats.min, stats.mean, stats.n, stats.stopped_by) == (3.0, 1.0, 3.0, 5, "tolerance")
     assert stats.p10 == pytest.approx(1.4) and stats.p90 == pytest.approx(4.6)
     assert stats.std == pytest.approx(1.5811, abs=1e-4)
     # t(0.975, 4) * sqrt(pi/2) * s / sqrt(5) / median
