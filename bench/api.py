@@ -13,7 +13,6 @@ import argparse
 import http.client
 import itertools
 import os
-import platform
 import random
 import signal
 import socket
@@ -24,21 +23,15 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from bench.common import free_port, fresh_postgres, machine  # noqa: E402
 
 
-def _machine() -> str:
-    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
-    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}"
+
+
 
 
 def _setup_django(env: dict[str, str]) -> None:
@@ -51,15 +44,6 @@ def _setup_django(env: dict[str, str]) -> None:
 
 # ---- http -----------------------------------------------------------------------------------------------------------
 
-def _bench_database(url: str) -> str:
-    import psycopg
-
-    parts = urlsplit(url)
-    admin = urlunsplit(parts._replace(path="/postgres"))
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute("DROP DATABASE IF EXISTS lts_bench_api")
-        conn.execute("CREATE DATABASE lts_bench_api")
-    return urlunsplit(parts._replace(path="/lts_bench_api"))
 
 
 def _seed(n: int, seed: int = 0) -> tuple[int, str, int]:
@@ -148,7 +132,7 @@ def bench_http(args) -> None:
     url = os.environ.get("DATABASE_URL", "")
     if not url.startswith("postgres"):
         sys.exit("bench/api.py http measures PostgreSQL: set DATABASE_URL=postgres://...")
-    db_url = _bench_database(url)
+    db_url = fresh_postgres(url, "lts_bench_api")
     var = tempfile.mkdtemp(prefix="lts-bench-")
     from workers.embedded_redis import EmbeddedRedis
 
@@ -162,7 +146,7 @@ def bench_http(args) -> None:
     t0 = time.monotonic()
     job_id, token, revision = _seed(args.candidates)
     print(f"seeded {args.candidates:,} candidates in {time.monotonic() - t0:.1f} s", flush=True)
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen(
         [str(Path(sys.executable).parent / "gunicorn"), "lts_web.wsgi", "--bind", f"127.0.0.1:{port}",
          "--worker-class", "gthread", "--workers", str(args.workers), "--threads", str(args.threads),
@@ -202,7 +186,7 @@ def bench_http(args) -> None:
     total = sum(len(results.get(name, [])) for name, _ in paths)
     print(f"\n{args.clients} concurrent clients, think time {args.think} s (uniform 0.5-1.5x), for {args.seconds} s: "
           f"{total / args.seconds:.1f} requests/s; {args.candidates:,} candidates; gunicorn {args.workers} workers x "
-          f"{args.threads} threads; machine: {_machine()}")
+          f"{args.threads} threads; machine: {machine()}")
     print("| endpoint | requests | p50 ms | p95 ms | p99 ms | bytes per response |\n|---|---|---|---|---|---|")
     for name, _ in paths:
         samples = sorted(results.get(name, []))
@@ -268,7 +252,7 @@ def bench_orchestration(args) -> None:
     print(f"tiny preset, {args.generations} generations, seed {args.seed}: {len(rows)} candidates, status {job.status}")
     print(f"job wall {wall:.1f} s, measuring {measuring:.1f} s (sum of profile() wall times), overhead "
           f"{overhead:.2f} s = {overhead / len(rows) * 1000:.0f} ms per candidate = {overhead / measuring:.1%} of the "
-          f"measuring time; machine: {_machine()}")
+          f"measuring time; machine: {machine()}")
 
 
 def main() -> None:

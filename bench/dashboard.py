@@ -18,7 +18,6 @@ import http.client
 import itertools
 import json
 import os
-import platform
 import random
 import shutil
 import signal
@@ -30,36 +29,22 @@ import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from bench.common import free_port, fresh_postgres, machine  # noqa: E402
 
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--no-first-run", "--disable-sync"]
 PER_GENERATION = 100  # candidates per generation: 100,000 candidates are 1,000 generations
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
-def _machine() -> str:
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?")
-    return f"{cpu}, {os.cpu_count()} cores, Linux {platform.release()}, load average {os.getloadavg()[0]:.2f}"
 
 
-def _database(url: str) -> str:
-    """A fresh PostgreSQL database next to the one in url."""
-    import psycopg
-
-    parts = urlsplit(url)
-    with psycopg.connect(urlunsplit(parts._replace(path="/postgres")), autocommit=True) as conn:
-        conn.execute("DROP DATABASE IF EXISTS lts_bench_dashboard")
-        conn.execute("CREATE DATABASE lts_bench_dashboard")
-    return urlunsplit(parts._replace(path="/lts_bench_dashboard"))
 
 
 def _seed(sizes: list[int]) -> tuple[dict[int, int], str, str]:
@@ -215,7 +200,7 @@ def main() -> None:
 
     var = tempfile.mkdtemp(prefix="lts-bench-dashboard-")
     url = os.environ.get("DATABASE_URL", "")
-    db_url = _database(url) if url.startswith("postgres") else f"sqlite:///{var}/db.sqlite3"
+    db_url = fresh_postgres(url, "lts_bench_dashboard") if url.startswith("postgres") else f"sqlite:///{var}/db.sqlite3"
     from workers.embedded_redis import EmbeddedRedis
 
     redis = None
@@ -235,7 +220,7 @@ def main() -> None:
     jobs, session, token = _seed(sizes)
     print(f"seeded {', '.join(f'{s:,}' for s in sizes)} candidates in {time.monotonic() - t0:.1f} s", flush=True)
     call_command("collectstatic", "--noinput", verbosity=0)
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen(
         [str(Path(sys.executable).parent / "gunicorn"), "lts_web.wsgi", "--bind", f"127.0.0.1:{port}",
          "--worker-class", "gthread", "--workers", "2", "--threads", "4", "--log-level", "warning"],
@@ -288,7 +273,7 @@ def main() -> None:
     print("\n## Dashboard: search detail page (bench/dashboard.py)\n")
     print(f"Command: `{'DATABASE_URL=postgres://... ' if engine == 'postgresql' else ''}python bench/dashboard.py "
           f"--repeats {args.repeats}` · {stamp}")
-    print(f"Machine: {_machine()} (load average {load:.2f} before the browser runs); database {engine}; "
+    print(f"Machine: {machine()} (load average {load:.2f} before the browser runs); database {engine}; "
           f"gunicorn 2 workers x 4 threads, DEBUG off, whitenoise; Chromium {version} headless (SwiftShader WebGL, "
           f"--disable-gpu), Playwright {package_version('playwright')}")
     print(f"Median of {args.repeats}. Cold: a fresh browser context (Plotly.js, 4.6 MB, downloaded and compiled); "
