@@ -149,6 +149,18 @@ LTS_MAX_UPLOAD_MB = envint("LTS_MAX_UPLOAD_MB", 200, minimum=1)
 LTS_TRAIN_MAX_ATTEMPTS = envint("LTS_TRAIN_MAX_ATTEMPTS", 3, minimum=1)
 LTS_TRAIN_PROGRESS_S = envfloat("LTS_TRAIN_PROGRESS_S", 2.0, minimum=0.0)
 LTS_TRAIN_DEVICE = envstr("LTS_TRAIN_DEVICE", "auto") or "auto"
+# Generation (the playground and /api/v1/models/<id>/generate): limits per request and per user; a request that no
+# `generate` worker starts within LTS_GENERATE_QUEUE_WAIT_S is dropped with an error. Each generation worker process
+# keeps recently used models loaded within LTS_GENERATE_CACHE_MB, with LTS_GENERATE_THREADS torch threads (0: torch's
+# default) per process.
+LTS_GENERATE_MAX_NEW_TOKENS = envint("LTS_GENERATE_MAX_NEW_TOKENS", 256, minimum=1)
+LTS_GENERATE_MAX_PROMPT_CHARS = envint("LTS_GENERATE_MAX_PROMPT_CHARS", 4000, minimum=1)
+LTS_GENERATE_MAX_PROMPT_TOKENS = envint("LTS_GENERATE_MAX_PROMPT_TOKENS", 1024, minimum=1)
+LTS_GENERATE_TIME_LIMIT_S = envfloat("LTS_GENERATE_TIME_LIMIT_S", 60.0, minimum=1.0)
+LTS_GENERATE_MAX_CONCURRENT = envint("LTS_GENERATE_MAX_CONCURRENT", 3, minimum=1)  # per user: 3 models side by side
+LTS_GENERATE_QUEUE_WAIT_S = envfloat("LTS_GENERATE_QUEUE_WAIT_S", 30.0, minimum=1.0)
+LTS_GENERATE_CACHE_MB = envint("LTS_GENERATE_CACHE_MB", 2048, minimum=1)
+LTS_GENERATE_THREADS = envint("LTS_GENERATE_THREADS", 0, minimum=0)
 
 # Redis: the Celery broker and result store. REDIS_URL is the default for both.
 REDIS_URL = envstr("REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -196,7 +208,7 @@ CELERY_WORKER_SEND_TASK_EVENTS = True
 CELERY_TASK_SEND_SENT_EVENT = True
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_TASK_ROUTES = {"workers.tasks.*": {"queue": "control"}, "workers.training.train_model": {"queue": "train"},
-                      "workers.training.*": {"queue": "control"}}
+                      "workers.training.*": {"queue": "control"}, "workers.generation.*": {"queue": "generate"}}
 CELERY_BEAT_SCHEDULE = {
     "reap-stale-work": {"task": "workers.tasks.reap_stale_work", "schedule": float(envint("LTS_REAPER_INTERVAL_S", 15, minimum=1))},
     "reap-training": {"task": "workers.training.reap_training", "schedule": float(envint("LTS_REAPER_INTERVAL_S", 15, minimum=1))},

@@ -1,23 +1,31 @@
 """REST API of the model zoo under /api/v1/: datasets, training runs, zoo models (download, import)."""
 from __future__ import annotations
 
+import json
+
 from django.http import StreamingHttpResponse
+from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import Throttled, ValidationError
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.permissions import IsAuthenticated
+from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
-from models_zoo import services
+from models_zoo import generation, services
 from models_zoo.archive import stream_zip
+from models_zoo.core.generation import GenerationError
 from models_zoo.models import Dataset, TrainingRun, ZooModel
 from models_zoo.permissions import CanChange, visible
 from models_zoo.serializers import (
     DatasetCreateSerializer,
     DatasetSerializer,
+    GenerateSerializer,
+    GenerationResultSerializer,
     TrainingRunCreateSerializer,
     TrainingRunListSerializer,
     TrainingRunSerializer,
@@ -176,3 +184,80 @@ def archive_response(model: ZooModel) -> StreamingHttpResponse:
     response = StreamingHttpResponse(stream_zip(model.folder, slug), content_type="application/zip")
     response["Content-Disposition"] = f'attachment; filename="{slug}.zip"'
     return response
+
+
+class EventStreamRenderer(BaseRenderer):
+    """text/event-stream, so that clients asking for it are served; error bodies before the stream are JSON."""
+
+    media_type = "text/event-stream"
+    format = "event-stream"
+    charset = "utf-8"
+
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        return json.dumps(data).encode()
+
+
+def sse(event: str, data: dict) -> bytes:
+    """One server-sent event; a keep-alive is a comment line."""
+    if event == "keepalive":
+        return b": keep-alive\n\n"
+    return f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
+
+
+class _GenerateBase(APIView):
+    permission_classes = [IsAuthenticated]
+
+    def _start(self, request, pk: int) -> generation.GenerationHandle:
+        model = get_object_or_404(visible(ZooModel, request.user), pk=pk)
+        body = GenerateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = dict(body.validated_data)
+        prompt = data.pop("prompt")
+        try:
+            return generation.do_start_generation(user=request.user, model=model, prompt=prompt, sampling=data)
+        except GenerationError as exc:
+            raise _field_errors(exc) from None
+        except generation.LimitExceeded as exc:
+            raise Throttled(detail=str(exc)) from None
+
+
+class GenerateView(_GenerateBase):
+    """Continue a prompt with a zoo model and return the whole completion (the tokens, their ids, time to first
+    token, tokens per second). Runs on a `generate` worker; 400 with field messages for bad settings or a prompt
+    beyond the limits, 429 beyond LTS_GENERATE_MAX_CONCURRENT generations at once per user, 503 when no worker takes
+    it within LTS_GENERATE_QUEUE_WAIT_S."""
+
+    @extend_schema(request=GenerateSerializer, responses={200: GenerationResultSerializer})
+    def post(self, request, pk: int):
+        result, error = generation.collect(self._start(request, pk))
+        if error is not None:
+            if error.get("errors"):  # found by the worker (the model cannot be loaded, say)
+                return Response({k: [v] for k, v in error["errors"].items()}, status=error.get("status", 400))
+            return Response({"detail": error["detail"]}, status=error.get("status", 502))
+        return Response(result)
+
+
+class GenerateStreamView(_GenerateBase):
+    """The same as generate, streamed as server-sent events while the worker produces them: ``start`` (queue wait,
+    model load), ``text`` ({"text": new text, "tokens": count so far}) as each piece is decoded, then ``done`` (the
+    whole result, as the non-streaming endpoint returns it) or ``error`` ({"detail", "status"}). Validation errors
+    and limits are answered before the stream starts, as JSON with 400 or 429."""
+
+    renderer_classes = [JSONRenderer, EventStreamRenderer]
+
+    @extend_schema(request=GenerateSerializer, responses={(200, "text/event-stream"): OpenApiTypes.STR})
+    def post(self, request, pk: int):
+        handle = self._start(request, pk)
+        events = generation.events(handle)
+
+        def stream():
+            try:
+                for event, data in events:
+                    yield sse(event, data)
+            finally:
+                events.close()  # a client that went away: the worker is asked to stop
+
+        response = StreamingHttpResponse(stream(), content_type="text/event-stream")
+        response["Cache-Control"] = "no-cache"
+        response["X-Accel-Buffering"] = "no"  # nginx: pass each event on at once
+        return response

@@ -11,4 +11,8 @@ router.register("datasets", api.DatasetViewSet, basename="dataset")
 router.register("training-runs", api.TrainingRunViewSet, basename="training-run")
 router.register("zoo-models", api.ZooModelViewSet, basename="zoo-model")
 
-urlpatterns = [path("", include(router.urls))]
+urlpatterns = [
+    path("", include(router.urls)),
+    path("models/<int:pk>/generate", api.GenerateView.as_view(), name="model-generate"),
+    path("models/<int:pk>/generate/stream", api.GenerateStreamView.as_view(), name="model-generate-stream"),
+]

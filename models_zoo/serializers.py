@@ -202,3 +202,32 @@ class ZooImportSerializer(serializers.Serializer):
             attrs["profile_device"] = device
         attrs["source"] = attrs.pop("path") if "path" in attrs else "hub:" + attrs.pop("hub_id")
         return attrs
+
+
+class GenerateSerializer(serializers.Serializer):
+    """A prompt and sampling settings. Ranges and this server's caps (LTS_GENERATE_*) are checked by
+    models_zoo.core.generation.SamplingSettings; greedy ignores temperature, top_k and top_p."""
+
+    prompt = serializers.CharField(trim_whitespace=False)
+    max_new_tokens = serializers.IntegerField(required=False, help_text="1 to LTS_GENERATE_MAX_NEW_TOKENS (default 64)")
+    temperature = serializers.FloatField(required=False, help_text="> 0 (default 1.0)")
+    top_k = serializers.IntegerField(required=False, help_text="0 turns the top-k filter off (default 50)")
+    top_p = serializers.FloatField(required=False, help_text="in (0, 1] (default 1.0)")
+    repetition_penalty = serializers.FloatField(required=False, help_text="> 0; 1.0 is none (default)")
+    greedy = serializers.BooleanField(required=False, help_text="argmax decoding (default false)")
+    seed = serializers.IntegerField(required=False, allow_null=True, help_text="makes sampling repeatable")
+
+
+class GenerationResultSerializer(serializers.Serializer):
+    model = serializers.IntegerField()
+    text = serializers.CharField(help_text="the completion, without the prompt")
+    token_ids = serializers.ListField(child=serializers.IntegerField())
+    prompt_tokens = serializers.IntegerField()
+    stopped_by = serializers.ChoiceField(["eos", "max_new_tokens", "time_limit", "cancelled"])
+    time_to_first_token_s = serializers.FloatField(help_text="in the worker, from the start of generate")
+    tokens_per_s = serializers.FloatField(help_text="new tokens after the first, per second of decoding")
+    generate_s = serializers.FloatField()
+    queued_s = serializers.FloatField(help_text="from the request's arrival to a worker starting it")
+    load_s = serializers.FloatField(help_text="loading the model; 0 when it was already loaded")
+    loaded_from_cache = serializers.BooleanField()
+    settings = serializers.DictField()

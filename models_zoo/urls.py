@@ -8,6 +8,7 @@ from models_zoo import views
 urlpatterns = [
     path("", views.zoo_list, name="zoo"),
     path("import/", views.zoo_import, name="zoo-import"),
+    path("playground/", views.playground, name="playground"),
     path("models/<int:pk>/", views.zoo_detail, name="zoo-model"),
     path("models/<int:pk>/download/", views.zoo_download, name="zoo-download"),
     path("models/<int:pk>/delete/", views.zoo_delete, name="zoo-delete"),

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
@@ -253,3 +254,27 @@ def dataset_delete(request: HttpRequest, pk: int) -> HttpResponse:
     else:
         messages.success(request, f"Deleted dataset {dataset.name}.")
     return redirect("datasets")
+
+
+@require_GET
+def playground(request: HttpRequest) -> HttpResponse:
+    """Up to three zoo models side by side: a prompt and sampling settings, text streamed from /api/v1/models/<id>/
+    generate/stream, with time to first token, tokens per second and each model's proxy, perplexity and costs."""
+    models = list(visible(ZooModel, request.user).select_related("team").order_by("-created_at")[:LIST_LIMIT])
+    grouped = services.measurements_by_archid(a for m in models for a in m.archids)
+    options = []
+    for model in models:
+        best = _representative([m for a in model.archids for m in grouped.get(a, [])])
+        options.append({
+            "id": model.pk, "name": model.name, "team": model.team.name, "proxy": model.non_embedding_params,
+            "total_params": model.total_params, "val_ppl": model.val_ppl,
+            "context": model.config.get("max_sequence_length"),
+            "costs": [{"device": name, "backend": m.backend, "seq_len": m.seq_len, "mode": m.mode,
+                       "latency_s": m.latency_median_s, "memory_mb": m.peak_memory_mb} for name, m in best.items()],
+        })
+    chosen = [int(p) for p in request.GET.get("models", "").split(",") if p.isdigit()][:3]
+    chosen = [pk for pk in chosen if any(o["id"] == pk for o in options)] or [o["id"] for o in options[:1]]
+    return render(request, "models_zoo/playground.html", {
+        "options": options, "chosen": chosen, "max_new_tokens": settings.LTS_GENERATE_MAX_NEW_TOKENS,
+        "max_prompt_chars": settings.LTS_GENERATE_MAX_PROMPT_CHARS,
+    })

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
-APP_SERVICES = {"web", "worker", "profiler", "beat"}
+APP_SERVICES = {"web", "worker", "generator", "profiler", "beat"}
 
 
 @pytest.fixture(scope="module")
@@ -68,9 +68,13 @@ def test_workers_consume_the_configured_queues(compose, settings):
     services = compose["services"]
     web = _command(services["web"])
     assert "gunicorn lts_web.wsgi" in " ".join(web) and "migrate" in " ".join(web)
-    worker = _command(services["worker"])
-    assert worker[:4] == ["celery", "-A", "lts_web", "worker"]
-    assert set(_option(worker, "-Q").split(",")) == set(settings.LTS_QUEUES)
+    consumed = set()
+    for name in ("worker", "generator"):
+        worker = _command(services[name])
+        assert worker[:4] == ["celery", "-A", "lts_web", "worker"]
+        consumed |= set(_option(worker, "-Q").split(","))
+    assert consumed == set(settings.LTS_QUEUES)
+    assert _option(_command(services["generator"]), "-Q") == "generate", "training never holds generation up"
     profiler = _command(services["profiler"])
     device = services["profiler"]["environment"]["LTS_DEVICE"]
     assert _option(profiler, "-Q") == f"profile.{device}"

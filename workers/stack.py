@@ -1,7 +1,7 @@
 """`make run`: the whole system on one machine, from one terminal.
 
 Starts (unless REDIS_URL is set) an embedded Redis, then migrates, makes sure the demo user exists, and runs a
-Celery worker for the control/proxy/train/generate queues, a profiling worker for this machine's device queue,
+Celery worker for the control/proxy/train queues, one for the generate queue, a profiling worker for this machine's device queue,
 Celery beat and the web server (gunicorn). Ctrl-C stops every process it started. With DATABASE_URL / REDIS_URL
 set it uses those instead (Postgres, a real Redis).
 """
@@ -66,8 +66,13 @@ def main() -> int:
         subprocess.run([*manage, "lts_demo_user"], cwd=ROOT, env=env, check=True)
         celery = [str(BIN / "celery"), "-A", "lts_web"]
         device = env["LTS_DEVICE"]
-        procs.append(_spawn("worker", [*celery, "worker", "-n", "main@%h", "-Q", "control,proxy,train,generate",
+        procs.append(_spawn("worker", [*celery, "worker", "-n", "main@%h", "-Q", "control,proxy,train",
                                        "--concurrency", "2", "-l", "INFO"], env))
+        # Its own worker, so that a long training task never holds a generation up: three processes (three models
+        # side by side), each keeping its recently used models loaded, sharing the cores between them.
+        generate_env = {"LTS_GENERATE_THREADS": str(max(1, (os.cpu_count() or 1) // 3)), **env}
+        procs.append(_spawn("generator", [*celery, "worker", "-n", "generate@%h", "-Q", "generate",
+                                          "--concurrency", "3", "-l", "INFO"], generate_env))
         procs.append(_spawn("profiler", [*celery, "worker", "-n", f"profile-{device}@%h", "-Q", f"profile.{device}",
                                          "--concurrency", "1", "-l", "INFO"], env))
         procs.append(_spawn("beat", [*celery, "beat", "-l", "INFO"], env))

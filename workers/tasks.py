@@ -140,4 +140,5 @@ def reap_stale_work() -> dict:
     return result
 
 
+from workers.generation import *  # noqa: F401,F403
 from workers.training import *  # noqa: F401,F403

@@ -1,0 +1,196 @@
+"""Generation requests from the web side: validate, hold a per-user slot, hand the work to a `generate` worker, and
+read its events back as they are produced.
+
+The worker (workers/generation.py) appends events to a Redis stream, one per request (``lts:gen:<id>``): ``start``,
+``text`` (each piece of new text), then ``done`` or ``error``. A stream, not pub/sub, so a reader that arrives after
+the first tokens misses nothing; the streaming and the non-streaming endpoints read the same events.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+import redis
+from django.conf import settings
+
+from models_zoo.core.generation import GenerationError, GenerationLimits, SamplingSettings
+from models_zoo.models import ZooModel
+
+STREAM_KEY = "lts:gen:{}"
+CANCEL_KEY = "lts:gen:{}:cancel"
+ACTIVE_KEY = "lts:gen:active:{}"  # a sorted set per user: request id -> the time its slot lapses
+_EXPIRE_MARGIN_S = 300  # streams outlive their request by this much, then Redis drops them
+
+
+class LimitExceeded(Exception):
+    """Too many generations in flight for this user (HTTP 429)."""
+
+
+@functools.cache
+def _redis(url: str) -> redis.Redis:
+    return redis.Redis.from_url(url, decode_responses=True, health_check_interval=30)
+
+
+def connection() -> redis.Redis:
+    return _redis(settings.REDIS_URL)
+
+
+def limits() -> GenerationLimits:
+    return GenerationLimits(max_new_tokens=settings.LTS_GENERATE_MAX_NEW_TOKENS,
+                            max_prompt_chars=settings.LTS_GENERATE_MAX_PROMPT_CHARS,
+                            max_prompt_tokens=settings.LTS_GENERATE_MAX_PROMPT_TOKENS,
+                            time_limit_s=settings.LTS_GENERATE_TIME_LIMIT_S)
+
+
+@functools.lru_cache(maxsize=16)
+def _tokenizer(folder: str, mtime: float):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(folder)
+
+
+def check_request(model: ZooModel, prompt: Any, sampling: dict[str, Any]) -> SamplingSettings:
+    """Every check that needs no worker: settings, prompt length in characters and tokens, the model's context, and
+    that the checkpoint has a tokenizer. GenerationError (field -> message) on the first failures."""
+    settings_ = SamplingSettings.from_dict(sampling, limits())
+    caps = limits()
+    if not isinstance(prompt, str) or not prompt:
+        raise GenerationError({"prompt": "must be a non-empty string"})
+    if len(prompt) > caps.max_prompt_chars:
+        raise GenerationError({"prompt": f"{len(prompt):,} characters; at most {caps.max_prompt_chars:,} "
+                                         "(LTS_GENERATE_MAX_PROMPT_CHARS)"})
+    folder = model.folder
+    if not (folder / "tokenizer_config.json").exists() and not (folder / "tokenizer.json").exists():
+        raise GenerationError({"model": f"{model.name} has no tokenizer files: import it with its tokenizer to "
+                                        "generate from it"})
+    try:
+        tokenizer = _tokenizer(str(folder), (folder / "tokenizer_config.json").stat().st_mtime
+                               if (folder / "tokenizer_config.json").exists() else 0.0)
+    except (OSError, ValueError, TypeError) as exc:
+        raise GenerationError({"model": f"{model.name}'s tokenizer cannot be loaded: {exc}"}) from None
+    n_tokens = len(tokenizer(prompt)["input_ids"])
+    if n_tokens == 0:
+        raise GenerationError({"prompt": "encodes to no tokens"})
+    if n_tokens > caps.max_prompt_tokens:
+        raise GenerationError({"prompt": f"{n_tokens:,} tokens; at most {caps.max_prompt_tokens:,} "
+                                         "(LTS_GENERATE_MAX_PROMPT_TOKENS)"})
+    context = int(model.config.get("max_sequence_length") or 0)
+    if context and "max_new_tokens" not in sampling and n_tokens + settings_.max_new_tokens > context:
+        settings_ = dataclasses.replace(settings_, max_new_tokens=max(1, context - n_tokens))  # the default fits
+    if context and n_tokens + settings_.max_new_tokens > context:
+        raise GenerationError({"max_new_tokens": f"the prompt's {n_tokens} tokens plus {settings_.max_new_tokens} new "
+                                                 f"ones exceed {model.name}'s context of {context} tokens"})
+    return settings_
+
+
+def _acquire_slot(user_id: int, request_id: str) -> None:
+    r = connection()
+    key, now = ACTIVE_KEY.format(user_id), time.time()
+    lapse = now + settings.LTS_GENERATE_QUEUE_WAIT_S + settings.LTS_GENERATE_TIME_LIMIT_S + 30
+    pipe = r.pipeline()
+    pipe.zremrangebyscore(key, "-inf", now)  # slots of requests whose reader vanished without releasing them
+    pipe.zadd(key, {request_id: lapse})
+    pipe.zcard(key)
+    pipe.expire(key, int(lapse - now) + 60)
+    count = pipe.execute()[2]
+    if count > settings.LTS_GENERATE_MAX_CONCURRENT:
+        r.zrem(key, request_id)
+        raise LimitExceeded(f"{settings.LTS_GENERATE_MAX_CONCURRENT} generations at once per user at most "
+                            "(LTS_GENERATE_MAX_CONCURRENT): wait for one to finish")
+
+
+def _release_slot(user_id: int, request_id: str) -> None:
+    connection().zrem(ACTIVE_KEY.format(user_id), request_id)
+
+
+@dataclass
+class GenerationHandle:
+    request_id: str
+    model: ZooModel
+    user_id: int
+    started: float  # time.monotonic() when the request was accepted
+
+
+def do_start_generation(*, user, model: ZooModel, prompt: str, sampling: dict[str, Any]) -> GenerationHandle:
+    """Validate (GenerationError), take one of the user's slots (LimitExceeded) and queue the work on `generate`.
+    The caller must read the events with :func:`events`, which gives the slot back."""
+    from workers.generation import generate_text
+
+    checked = check_request(model, prompt, sampling)
+    request_id = uuid.uuid4().hex
+    _acquire_slot(user.pk, request_id)
+    try:
+        r = connection()
+        key = STREAM_KEY.format(request_id)
+        r.xadd(key, {"event": "queued", "data": "{}"})
+        r.expire(key, int(settings.LTS_GENERATE_QUEUE_WAIT_S + settings.LTS_GENERATE_TIME_LIMIT_S) + _EXPIRE_MARGIN_S)
+        # At most once: a generation that died with its worker is reported by the reader's timeout, never replayed
+        # into a stream that already holds half of it. Dropped unstarted after the queue wait.
+        generate_text.apply_async(args=[request_id, model.pk, prompt, checked.to_dict()],
+                                  expires=settings.LTS_GENERATE_QUEUE_WAIT_S)
+    except Exception:
+        _release_slot(user.pk, request_id)
+        raise
+    return GenerationHandle(request_id, model, user.pk, time.monotonic())
+
+
+def events(handle: GenerationHandle, *, keepalive_s: float = 10.0) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(event, data) as the worker produces them, ending with ``done`` or ``error``; ``keepalive`` while nothing
+    comes (for proxies that drop silent connections). Closing the iterator early (a client that went away) asks the
+    worker to stop; the user's slot is given back either way."""
+    r = connection()
+    key, last = STREAM_KEY.format(handle.request_id), "0"
+    wait_start = settings.LTS_GENERATE_QUEUE_WAIT_S
+    finished = False
+    started_at: float | None = None
+    try:
+        while True:
+            now = time.monotonic()
+            if started_at is None and now - handle.started > wait_start:
+                yield "error", {"detail": f"no generation worker started the request within {wait_start:g} s: is a "
+                                          "worker consuming the `generate` queue?", "status": 503}
+                finished = True
+                return
+            if started_at is not None and now - started_at > settings.LTS_GENERATE_TIME_LIMIT_S + 30:
+                yield "error", {"detail": "the generation worker stopped answering (it may have died)", "status": 504}
+                finished = True
+                return
+            block_ms = int(1000 * min(keepalive_s, 1.0 if started_at is None else keepalive_s))
+            reply = r.xread({key: last}, block=max(block_ms, 1), count=256)
+            if not reply:
+                yield "keepalive", {}
+                continue
+            for entry_id, fields in reply[0][1]:
+                last = entry_id
+                kind, data = fields["event"], json.loads(fields["data"])
+                if kind == "queued":
+                    continue
+                if kind == "start":
+                    started_at = time.monotonic()
+                    data["queued_s"] = round(started_at - handle.started, 6)
+                yield kind, data
+                if kind in ("done", "error"):
+                    finished = True
+                    return
+    finally:
+        if not finished:
+            r.set(CANCEL_KEY.format(handle.request_id), "1", ex=int(settings.LTS_GENERATE_TIME_LIMIT_S) + 60)
+        _release_slot(handle.user_id, handle.request_id)
+
+
+def collect(handle: GenerationHandle) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """Read a request to its end: (start + done data merged, None) or (None, error data)."""
+    start: dict[str, Any] = {}
+    for kind, data in events(handle):
+        if kind == "start":
+            start = data
+        elif kind == "done":
+            return {**start, **data}, None
+        elif kind == "error":
+            return None, data
+    return None, {"detail": "the generation ended without a result", "status": 502}

@@ -1,0 +1,82 @@
+"""The generation task on the `generate` queue: load (or reuse) a zoo model and stream its text into the request's
+Redis stream (models_zoo/generation.py reads it). Each worker process keeps recently used models loaded within
+LTS_GENERATE_CACHE_MB."""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from typing import Any
+
+from celery import shared_task
+from django.conf import settings
+
+from models_zoo import generation as gen
+from models_zoo.core.generation import GenerationError, ModelCache, SamplingSettings, generate
+from models_zoo.models import ZooModel
+
+__all__ = ["generate_text"]
+
+log = logging.getLogger(__name__)
+_CACHE: ModelCache | None = None
+_CANCEL_CHECK_S = 0.2  # how often a running generation asks whether its reader went away
+
+
+def _cache() -> ModelCache:
+    global _CACHE
+    if _CACHE is None:
+        import torch
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # "Loading weights" bars fill worker logs otherwise
+        if settings.LTS_GENERATE_THREADS:
+            torch.set_num_threads(settings.LTS_GENERATE_THREADS)
+        _CACHE = ModelCache(settings.LTS_GENERATE_CACHE_MB * 2**20)
+    return _CACHE
+
+
+class _Publisher:
+    def __init__(self, request_id: str):
+        self.redis = gen.connection()
+        self.key = gen.STREAM_KEY.format(request_id)
+        self.cancel_key = gen.CANCEL_KEY.format(request_id)
+        self._checked = 0.0
+        self._cancelled = False
+
+    def send(self, event: str, data: dict[str, Any]) -> None:
+        self.redis.xadd(self.key, {"event": event, "data": json.dumps(data)})
+
+    def cancelled(self) -> bool:
+        now = time.monotonic()
+        if not self._cancelled and now - self._checked >= _CANCEL_CHECK_S:
+            self._checked = now
+            self._cancelled = bool(self.redis.exists(self.cancel_key))
+        return self._cancelled
+
+
+@shared_task(name="workers.generation.generate_text", acks_late=False, ignore_result=True)
+def generate_text(request_id: str, model_id: int, prompt: str, sampling: dict[str, Any]) -> None:
+    """At most once (acks_late off): a replay would append a second copy of the text to the same stream."""
+    out = _Publisher(request_id)
+    if out.redis.exists(out.cancel_key):  # the reader left while this waited in the queue
+        return
+    model = ZooModel.objects.filter(pk=model_id).first()
+    if model is None:
+        out.send("error", {"detail": f"zoo model {model_id} no longer exists", "status": 404})
+        return
+    try:
+        loaded, cached = _cache().get(model.folder)
+        out.send("start", {"model": model.pk, "loaded_from_cache": cached,
+                           "load_s": 0.0 if cached else round(loaded.load_s, 6), "worker_pid": os.getpid()})
+        result = generate(loaded, prompt, SamplingSettings(**sampling), limits=gen.limits(),
+                          on_text=lambda text, n: out.send("text", {"text": text, "tokens": n}),
+                          should_stop=out.cancelled)
+    except GenerationError as exc:
+        out.send("error", {"detail": "; ".join(exc.errors.values()), "errors": exc.errors, "status": 400})
+        return
+    except Exception as exc:  # reported to the reader, not retried: the user decides whether to ask again
+        log.exception("generation %s from zoo model %s failed", request_id, model_id)
+        out.send("error", {"detail": f"generation failed: {exc.__class__.__name__}: {exc}", "status": 502})
+        return
+    out.send("done", result.to_dict())
