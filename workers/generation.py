@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 import time
 from typing import Any
 
@@ -37,15 +38,55 @@ def _cache() -> ModelCache:
 
 
 class _Publisher:
+    """Appends a request's events to its Redis stream from a thread of its own, so generation never waits on Redis.
+    Text produced while the previous append is in flight goes out as one event (its `tokens` is the latest count):
+    a slow model sends every token on its own, a fast one on a busy machine does not pay one round trip per token."""
+
     def __init__(self, request_id: str):
         self.redis = gen.connection()
         self.key = gen.STREAM_KEY.format(request_id)
         self.cancel_key = gen.CANCEL_KEY.format(request_id)
         self._checked = 0.0
         self._cancelled = False
+        self._pending: list[tuple[str, dict[str, Any]]] = []
+        self._wake = threading.Condition()
+        self._closed = False
+        self._thread: threading.Thread | None = None
+
+    def __enter__(self) -> "_Publisher":
+        self._thread = threading.Thread(target=self._run, name="lts-generate-publisher", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        with self._wake:
+            self._closed = True
+            self._wake.notify()
+        assert self._thread is not None
+        self._thread.join()
 
     def send(self, event: str, data: dict[str, Any]) -> None:
-        self.redis.xadd(self.key, {"event": event, "data": json.dumps(data)})
+        with self._wake:
+            last = self._pending[-1] if self._pending else None
+            if event == "text" and last is not None and last[0] == "text":
+                last[1]["text"] += data["text"]
+                last[1]["tokens"] = data["tokens"]
+            else:
+                self._pending.append((event, dict(data)))
+            self._wake.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._wake:
+                while not self._pending and not self._closed:
+                    self._wake.wait()
+                batch, self._pending = self._pending, []
+                if not batch and self._closed:
+                    return
+            pipe = self.redis.pipeline(transaction=False)
+            for event, data in batch:
+                pipe.xadd(self.key, {"event": event, "data": json.dumps(data)})
+            pipe.execute()
 
     def cancelled(self) -> bool:
         now = time.monotonic()
@@ -58,7 +99,11 @@ class _Publisher:
 @shared_task(name="workers.generation.generate_text", acks_late=False, ignore_result=True)
 def generate_text(request_id: str, model_id: int, prompt: str, sampling: dict[str, Any]) -> None:
     """At most once (acks_late off): a replay would append a second copy of the text to the same stream."""
-    out = _Publisher(request_id)
+    with _Publisher(request_id) as out:
+        _generate(out, request_id, model_id, prompt, sampling)
+
+
+def _generate(out: _Publisher, request_id: str, model_id: int, prompt: str, sampling: dict[str, Any]) -> None:
     if out.redis.exists(out.cancel_key):  # the reader left while this waited in the queue
         return
     model = ZooModel.objects.filter(pk=model_id).first()
