@@ -152,7 +152,8 @@ LTS_TRAIN_DEVICE = envstr("LTS_TRAIN_DEVICE", "auto") or "auto"
 # Generation (the playground and /api/v1/models/<id>/generate): limits per request and per user; a request that no
 # `generate` worker starts within LTS_GENERATE_QUEUE_WAIT_S is dropped with an error. Each generation worker process
 # keeps recently used models loaded within LTS_GENERATE_CACHE_MB, with LTS_GENERATE_THREADS torch threads (0: torch's
-# default) per process.
+# default) per process, and sends text at most every LTS_GENERATE_STREAM_INTERVAL_S (several tokens per event from a
+# model faster than that).
 LTS_GENERATE_MAX_NEW_TOKENS = envint("LTS_GENERATE_MAX_NEW_TOKENS", 256, minimum=1)
 LTS_GENERATE_MAX_PROMPT_CHARS = envint("LTS_GENERATE_MAX_PROMPT_CHARS", 4000, minimum=1)
 LTS_GENERATE_MAX_PROMPT_TOKENS = envint("LTS_GENERATE_MAX_PROMPT_TOKENS", 1024, minimum=1)
@@ -161,6 +162,7 @@ LTS_GENERATE_MAX_CONCURRENT = envint("LTS_GENERATE_MAX_CONCURRENT", 3, minimum=1
 LTS_GENERATE_QUEUE_WAIT_S = envfloat("LTS_GENERATE_QUEUE_WAIT_S", 30.0, minimum=1.0)
 LTS_GENERATE_CACHE_MB = envint("LTS_GENERATE_CACHE_MB", 2048, minimum=1)
 LTS_GENERATE_THREADS = envint("LTS_GENERATE_THREADS", 0, minimum=0)
+LTS_GENERATE_STREAM_INTERVAL_S = envfloat("LTS_GENERATE_STREAM_INTERVAL_S", 0.02, minimum=0.0)
 
 # Redis: the Celery broker and result store. REDIS_URL is the default for both.
 REDIS_URL = envstr("REDIS_URL", "redis://127.0.0.1:6379/0")

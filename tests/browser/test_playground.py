@@ -26,7 +26,9 @@ def zoo_models(actors, roots, corpus):
 def browser(zoo_models, start_worker, roots):
     data, artifacts = roots
     start_worker(["generate"], concurrency=2, env={"LTS_DATA_ROOT": str(data), "LTS_ARTIFACT_ROOT": str(artifacts),
-                                                   "OMP_NUM_THREADS": "1", "LTS_GENERATE_THREADS": "1"})
+                                                   "OMP_NUM_THREADS": "1", "LTS_GENERATE_THREADS": "1",
+                                                   # every token its own event: the test sees them arrive
+                                                   "LTS_GENERATE_STREAM_INTERVAL_S": "0"})
     with sync_api.sync_playwright() as playwright:
         instance = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield instance
