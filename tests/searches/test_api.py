@@ -164,6 +164,23 @@ def test_frontier_for_two_and_three_objectives(api_client, actors, finished_job)
     assert client.get(url + "?objectives=proxy,speed").status_code == 400
 
 
+def test_frontier_body_is_shared_until_the_job_changes(api_client, actors, finished_job, django_assert_max_num_queries):
+    client = _client(api_client, actors.bob)
+    url = f"/api/v1/searches/{finished_job.pk}/frontier/"
+    first = client.get(url).json()
+    with django_assert_max_num_queries(3):  # the user, the job; no candidate rows: the body comes from the cache
+        assert client.get(url).json() == first
+    winner = finished_job.candidates.filter(is_pareto=True).first()
+    winner.is_pareto = False
+    winner.save()
+    finished_job.revision += 1
+    finished_job.save(update_fields=["revision"])
+    second = client.get(url).json()
+    assert second["revision"] == first["revision"] + 1
+    assert winner.archid not in {c["archid"] for c in second["results"]}
+    assert client.get(url, HTTP_ACCEPT="text/html").status_code == 200  # the browsable API still renders
+
+
 def test_exports_csv_and_json(api_client, actors, finished_job):
     client = _client(api_client, actors.bob)
     response = client.get(f"/api/v1/searches/{finished_job.pk}/export.csv/")
