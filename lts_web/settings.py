@@ -42,6 +42,7 @@ INSTALLED_APPS = [
     "lts_web",
     "searches",
     "models_zoo",
+    "proxy_checks",
 ]
 
 MIDDLEWARE = [

@@ -26,16 +26,17 @@ _PAPER = ("The LTS paper's rho of about -0.97 is for fully trained models (hundr
           "check measures the ranking that your budget per model can see.")
 
 
-def analyze(points: Mapping[int, Sequence[Mapping[str, Any]]], *, resamples: int = 2000, confidence: float = 0.95,
-            seed: int = 0) -> dict[str, Any]:
+def analyze(points: Mapping[int, Sequence[Mapping[str, Any]]], *, failed: Mapping[int, int] | None = None,
+            resamples: int = 2000, confidence: float = 0.95, seed: int = 0) -> dict[str, Any]:
     """``points`` maps a budget (tokens per model) to the finished models at that budget, each a mapping with
-    ``archid``, the predictors of PREDICTORS and ``val_ppl``. Returns a JSON-safe result: per budget the number of
-    models and, per predictor, Spearman and Kendall with intervals and the pair concordance; with two budgets or
-    more, the Spearman/Kendall agreement of the perplexities of models finished at both the smallest and largest."""
+    ``archid``, the predictors of PREDICTORS and ``val_ppl``; ``failed`` the number of models excluded at each budget
+    (failed or cancelled). Returns a JSON-safe result: per budget the number of models and, per predictor, Spearman
+    and Kendall with intervals and the pair concordance; with two budgets or more, the Spearman/Kendall agreement of
+    the perplexities of models finished at both the smallest and largest."""
     budgets = []
     for tokens in sorted(points):
         rows = list(points[tokens])
-        budgets.append({"tokens": tokens, "n": len(rows),
+        budgets.append({"tokens": tokens, "n": len(rows), "failed": (failed or {}).get(tokens, 0),
                         "predictors": summarize(rows, list(PREDICTORS), "val_ppl", resamples=resamples,
                                                 confidence=confidence, seed=seed)})
     agreement = None
@@ -59,18 +60,23 @@ def _interval(c: Mapping[str, Any]) -> str:
     return f"{c['estimate']:+.2f} [{c['low']:+.2f}, {c['high']:+.2f}]"
 
 
-def interpret(result: Mapping[str, Any], *, planned: int, failed: int = 0) -> str:
+def _excluded(failed: int) -> str:
+    return f" {failed} failed or cancelled and excluded." if failed else ""
+
+
+def interpret(result: Mapping[str, Any], *, planned: int) -> str:
     """One paragraph on the largest budget with enough finished models: the coefficients with their intervals, the
     verdict (inconclusive when the interval spans zero), a better baseline when there is one, the agreement between
-    budgets, and what the paper's figure is about. ``planned`` models per budget, ``failed`` excluded ones."""
+    budgets, and what the paper's figure is about. ``planned``: models per budget."""
     usable = [b for b in result["budgets"] if b["n"] >= MIN_MODELS]
-    excluded = f" {failed} failed or cancelled and excluded." if failed else ""
     if not usable:
         done = max((b["n"] for b in result["budgets"]), default=0)
-        return (f"Not enough trained models yet: {done} of {planned} finished.{excluded} A rank correlation needs at "
-                f"least {MIN_MODELS}.")
+        failed = max((b.get("failed", 0) for b in result["budgets"]), default=0)
+        return (f"Not enough trained models yet: {done} of {planned} finished.{_excluded(failed)} A rank correlation "
+                f"needs at least {MIN_MODELS}.")
     budget = usable[-1]
     n, tokens = budget["n"], budget["tokens"]
+    excluded = _excluded(budget.get("failed", 0))
     proxy = budget["predictors"]["proxy"]
     rho, tau = proxy["spearman"], proxy["kendall"]
     partial = f" (partial: {n} of {planned} models so far)" if n < planned else ""
@@ -106,6 +112,7 @@ def interpret(result: Mapping[str, Any], *, planned: int, failed: int = 0) -> st
         parts.append(f"The rankings after {agreement['from_tokens']:,} and {agreement['to_tokens']:,} tokens agree with "
                      f"rho {_interval(agreement['spearman'])} over {agreement['n']} models: the ranking {settled}.")
     if n < RECOMMENDED_MODELS and verdict != "inconclusive":
-        parts.append(f"With fewer than {RECOMMENDED_MODELS} models the interval is wide; more models narrow it.")
+        parts.append(f"With {n} models a bootstrap interval is rough (it understates the uncertainty of so few); "
+                     f"{RECOMMENDED_MODELS} or more give a trustworthy one.")
     parts.append(_PAPER)
     return " ".join(parts)

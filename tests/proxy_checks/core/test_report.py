@@ -26,15 +26,15 @@ def test_a_clean_ranking_reads_as_support_with_its_interval():
 
 
 def test_noise_is_called_inconclusive_and_failed_models_are_named():
-    result = analyze({100_000: _points(5, noise=200, seed=1)}, resamples=500)
-    text = interpret(result, planned=8, failed=2)
+    result = analyze({100_000: _points(5, noise=200, seed=1)}, failed={100_000: 2}, resamples=500)
+    text = interpret(result, planned=8)
     assert result["budgets"][0]["predictors"]["proxy"]["spearman"]["verdict"] == "inconclusive"
     assert "Inconclusive: the interval includes zero" in text and "partial: 5 of 8" in text
     assert "2 failed or cancelled and excluded" in text
 
 
 def test_too_few_models_says_so():
-    text = interpret(analyze({100_000: _points(2)}), planned=12, failed=1)
+    text = interpret(analyze({100_000: _points(2)}, failed={100_000: 1}), planned=12)
     assert text.startswith("Not enough trained models yet: 2 of 12 finished. 1 failed")
 
 
