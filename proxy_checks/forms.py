@@ -69,7 +69,7 @@ class ProxyCheckForm(_TeamChoice):
             self.add_error("space", "paste a space, or choose a preset or a search above")
         return data
 
-    def source(self) -> dict[str, Any]:
+    def source_kwargs(self) -> dict[str, Any]:
         """preset=..., search_id=... or space=... for the service."""
         kind, _, value = self.cleaned_data["source"].partition(":")
         if kind == "preset":

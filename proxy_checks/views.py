@@ -57,7 +57,7 @@ def check_list(request: HttpRequest) -> HttpResponse:
         form = ProxyCheckForm(request.POST, **kwargs)
         if form.is_valid():
             data = form.cleaned_data
-            source = form.source()
+            source = form.source_kwargs()
             if "search_id" in source:
                 source = {"search": next(s for s in searches if s.pk == source.pop("search_id"))}
             try:
