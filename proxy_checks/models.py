@@ -56,6 +56,10 @@ class ProxyCheck(models.Model):
         return f"{self.name} (#{self.pk})"
 
     @property
+    def budgets_text(self) -> str:
+        return " and ".join(f"{tokens:,}" for tokens in self.budgets)
+
+    @property
     def is_finished(self) -> bool:
         return self.status != self.Status.RUNNING
 

@@ -49,6 +49,8 @@ DEFAULT_CONFIG: dict[str, Any] = {"seq_len": 128, "batch_size": 16}
 # A check's budget is tokens, the same for every model: steps would give wider models no more data, minutes would
 # give bigger models fewer tokens, and neither is "the ranking after N tokens".
 BUDGET_KEYS = ("max_steps", "max_tokens", "max_minutes")
+# Part of every state key: bump it when the result or its wording changes, and stored results are recomputed.
+RESULT_FORMAT = 1
 R = TrainingRun.Status
 S = ProxyCheck.Status
 
@@ -182,7 +184,7 @@ def members(check: ProxyCheck) -> list[ProxyCheckRun]:
 
 def _state(check: ProxyCheck, members: Iterable[ProxyCheckRun]) -> str:
     state = [[m.run_id, m.run.status, m.run.val_ppl] for m in sorted(members, key=lambda m: m.run_id)]
-    return hashlib.sha1(json.dumps([check.cancel_requested, state]).encode()).hexdigest()
+    return hashlib.sha1(json.dumps([RESULT_FORMAT, check.cancel_requested, state]).encode()).hexdigest()
 
 
 def _point(member: ProxyCheckRun) -> dict[str, Any]:

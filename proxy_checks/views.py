@@ -130,7 +130,7 @@ def check_detail(request: HttpRequest, pk: int) -> HttpResponse:
     total = sum(progress.values())
     return render(request, "proxy_checks/detail.html", {
         "check": check, "rows": rows, "budgets": budgets, "agreement": agreement,
-        "budget_labels": [f"{t:,}" for t in check.budgets],
+        "budget_labels": [f"{t:,}" for t in check.budgets], "config_json": json.dumps(check.config),
         "sentence": result.get("sentence", ""), "can_change": can_change(request.user, check),
         "progress": progress, "total": total,
         "percent": round(100 * (progress["completed"] + progress["failed"] + progress["cancelled"]) / max(total, 1)),
