@@ -1,7 +1,7 @@
 """REST API of proxy checks under /api/v1/proxy-checks/."""
 from __future__ import annotations
 
-from django.db.models import Prefetch
+from django.db.models import Prefetch, QuerySet
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
@@ -16,7 +16,7 @@ from proxy_checks.serializers import ProxyCheckCreateSerializer, ProxyCheckDetai
 from searches.core.arch import ConfigError
 
 
-def with_members(rows):
+def with_members(rows: QuerySet[ProxyCheck]) -> QuerySet[ProxyCheck]:
     """The checks with their runs (without loss histories) and zoo models: three queries for any number of checks."""
     members = ProxyCheckRun.objects.select_related("run", "run__zoo_model").defer("run__history")
     return rows.select_related("owner", "team", "dataset").prefetch_related(Prefetch("members", queryset=members))
