@@ -77,7 +77,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     payload["bench"] = {
         "command": "python bench/proxy_check.py  # = manage.py " + " ".join(
-            c if not c.startswith("{") else f"'{c}'" for c in command).replace(str(out), "bench/results/proxy_check.json"),
+            c if not c.startswith("{") else f"'{c}'" for c in command).replace(str(out), "bench/results/proxy_check.json")
+        .replace(str(args.data), os.path.relpath(args.data, ROOT)),
         "started_utc": started.strftime("%Y-%m-%d %H:%M"), "wall_s": wall, "torch_threads": 1,
         "machine": _machine(), "python": platform.python_version(), "torch": torch.__version__,
     }
