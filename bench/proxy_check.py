@@ -175,9 +175,10 @@ def _ci(c: dict[str, Any]) -> str:
 
 
 def summary(payload: dict[str, Any]) -> str:
-    from proxy_checks.core import PREDICTORS
+    from proxy_checks.core import PREDICTORS, interpret
 
     bench, result = payload["bench"], payload["result"]
+    result["sentence"] = interpret(result, planned=payload["sample_size"])  # the current wording
     lines = [f"Command: `{bench['command']}`", "",
              f"Date {bench['started_utc']} UTC · machine: {bench['machine']} (shared with another session) · "
              f"python {bench['python']}, torch {bench['torch']}, {bench['torch_threads']} thread · wall time "

@@ -50,7 +50,7 @@ DEFAULT_CONFIG: dict[str, Any] = {"seq_len": 128, "batch_size": 16}
 # give bigger models fewer tokens, and neither is "the ranking after N tokens".
 BUDGET_KEYS = ("max_steps", "max_tokens", "max_minutes")
 # Part of every state key: bump it when the result or its wording changes, and stored results are recomputed.
-RESULT_FORMAT = 1
+RESULT_FORMAT = 2
 R = TrainingRun.Status
 S = ProxyCheck.Status
 

@@ -104,8 +104,13 @@ def interpret(result: Mapping[str, Any], *, planned: int) -> str:
     own = rho["estimate"]
     for name in ("total_params", "d_model"):
         other = budget["predictors"][name]["spearman"]
-        if own is not None and other["estimate"] is not None and other["estimate"] < own - 0.1:
+        if own is None or other["estimate"] is None:
+            continue
+        if other["estimate"] < own - 0.1:
             parts.append(f"Ranked by {PREDICTORS[name]} alone they came out better (rho {_interval(other)}).")
+        elif abs(other["estimate"] - own) < 0.005:
+            parts.append(f"Ranked by {PREDICTORS[name]} alone they come out the same (rho {_interval(other)}): these "
+                         "models cannot tell the proxy from it; models of equal proxy but different shapes could.")
     agreement = result.get("agreement")
     if agreement and agreement["n"] >= MIN_MODELS and agreement["spearman"]["estimate"] is not None:
         settled = "has largely settled" if agreement["spearman"]["estimate"] >= 0.9 else "still changes with training"

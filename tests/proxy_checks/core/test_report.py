@@ -23,6 +23,8 @@ def test_a_clean_ranking_reads_as_support_with_its_interval():
     text = interpret(result, planned=12)
     assert text.startswith("Short-run ranking after 200,000 tokens per model, 12 models:")
     assert "strong support" in text and "rho -1.00 [" in text and "-0.97" in text and "partial" not in text
+    # total parameters and d_model grow with the proxy here: the same ranking, and the reading says so
+    assert "Ranked by total parameters alone they come out the same" in text and "cannot tell the proxy" in text
 
 
 def test_noise_is_called_inconclusive_and_failed_models_are_named():
