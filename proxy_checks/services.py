@@ -119,7 +119,7 @@ def do_create_proxy_check(*, owner, team, dataset: Dataset, tokenizer: str, max_
             errors[f"config.{key}"] = "a proxy check's budget is max_tokens, the same for every model"
     pool, candidates, canonical = _pool(errors, preset, space, search, seed if isinstance(seed, int) else 0)
     picks: list[int] = []
-    if pool and "sample_size" not in errors and "seed" not in errors:
+    if canonical is not None and "sample_size" not in errors and "seed" not in errors:  # a pool, maybe empty
         try:
             picks = stratified_sample(pool, sample_size, seed=seed)
         except SampleError as exc:

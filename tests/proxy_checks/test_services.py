@@ -148,6 +148,14 @@ def test_a_finished_search_gives_its_candidates(create, actors, monkeypatch):
     with pytest.raises(ConfigError) as err:
         create(space=None, search=job)
     assert "a check draws from a finished search" in err.value.errors["search"]
+    search_services.do_cancel_search(job)  # finished before its first generation: no candidates to draw from
+    job.refresh_from_db()
+    with pytest.raises(ConfigError) as err:
+        create(space=None, search=job)
+    assert "the pool has only 0 distinct ones" in err.value.errors["sample_size"]
+
+    job = search_services.do_create_search(owner=actors.alice, team=actors.acme, name="t",
+                                           spec=spec(objectives=["proxy"], device=None))
     while search_services.do_advance_search(job.pk) not in ("completed", "failed"):
         pass
     job.refresh_from_db()
