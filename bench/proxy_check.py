@@ -175,7 +175,7 @@ def _ci(c: dict[str, Any]) -> str:
 
 
 def summary(payload: dict[str, Any]) -> str:
-    from proxy_checks.core import PREDICTORS, interpret
+    from models_zoo.proxy_checks.core import PREDICTORS, interpret
 
     bench, result = payload["bench"], payload["result"]
     result["sentence"] = interpret(result, planned=payload["sample_size"])  # the current wording

@@ -42,7 +42,7 @@ INSTALLED_APPS = [
     "lts_web",
     "searches",
     "models_zoo",
-    "proxy_checks",
+    "models_zoo.proxy_checks",
 ]
 
 MIDDLEWARE = [
@@ -226,7 +226,7 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     # Training runs and search jobs share status names (queued, running, ...) but not all of them.
     "ENUM_NAME_OVERRIDES": {"TrainingRunStatusEnum": "models_zoo.models.TrainingRun.Status",
-                            "ProxyCheckStatusEnum": "proxy_checks.models.ProxyCheck.Status"},
+                            "ProxyCheckStatusEnum": "models_zoo.proxy_checks.models.ProxyCheck.Status"},
 }
 
 # HTTPS hardening whenever DEBUG is off. Behind a TLS-terminating proxy set SECURE_PROXY_SSL_HEADER_NAME.

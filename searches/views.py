@@ -18,7 +18,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET
 
 from lts_web.models import Membership, teams_of
-from proxy_checks.views import proxy_checks_of
+from models_zoo.proxy_checks.views import proxy_checks_of
 from searches.api import queue_lengths, with_related
 from searches.core.evolution import SearchParams
 from searches.core.profiling import BACKENDS, DEVICES, DTYPES, MODES, ProfileSettings

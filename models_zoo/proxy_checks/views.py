@@ -16,11 +16,11 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from lts_web.models import teams_of
 from models_zoo.models import Dataset
 from models_zoo.permissions import can_change, visible
-from proxy_checks import services
-from proxy_checks.api import with_members
-from proxy_checks.core import PREDICTORS
-from proxy_checks.forms import ProxyCheckForm
-from proxy_checks.models import ProxyCheck
+from models_zoo.proxy_checks import services
+from models_zoo.proxy_checks.api import with_members
+from models_zoo.proxy_checks.core import PREDICTORS
+from models_zoo.proxy_checks.forms import ProxyCheckForm
+from models_zoo.proxy_checks.models import ProxyCheck
 from searches.core.arch import ConfigError
 from searches.models import SearchJob
 from searches.permissions import visible_searches

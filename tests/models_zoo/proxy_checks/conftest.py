@@ -16,7 +16,7 @@ TOKENS = 512
 @pytest.fixture
 def create(actors, dataset, sent):
     """do_create_proxy_check with the tiny settings; keyword arguments override."""
-    from proxy_checks import services
+    from models_zoo.proxy_checks import services
 
     def _create(**overrides):
         kwargs = dict(owner=actors.alice, team=actors.acme, dataset=dataset, tokenizer="bpe:300", max_tokens=TOKENS,

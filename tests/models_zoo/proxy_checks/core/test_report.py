@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from proxy_checks.core import analyze, interpret
+from models_zoo.proxy_checks.core import analyze, interpret
 
 
 def _points(n, *, noise=0.0, seed=0, scale=1.0):

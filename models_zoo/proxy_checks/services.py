@@ -1,7 +1,7 @@
 """Every state change of a proxy check goes through a do_* function (STYLE.md); ``refresh`` derives its status and
 result from its runs.
 
-A check is K architectures drawn across the proxy range (proxy_checks.core.sampling), each trained through
+A check is K architectures drawn across the proxy range (models_zoo.proxy_checks.core.sampling), each trained through
 models_zoo.services.do_start_training on the "train" queue like any run (so every model lands in the zoo), at one
 budget or at N and 2N tokens. Nothing schedules the check itself: its status and statistics are a function of its
 runs, recomputed by ``refresh`` when a read finds that some run changed (a sha1 of every run's id, status and
@@ -19,8 +19,8 @@ from django.utils import timezone
 
 from models_zoo import services as zoo_services
 from models_zoo.models import Dataset, TrainingRun
-from proxy_checks.core import MIN_MODELS, SampleError, analyze, interpret, pool_from_space, stratified_sample
-from proxy_checks.models import ProxyCheck, ProxyCheckRun
+from models_zoo.proxy_checks.core import MIN_MODELS, SampleError, analyze, interpret, pool_from_space, stratified_sample
+from models_zoo.proxy_checks.models import ProxyCheck, ProxyCheckRun
 from searches.core.arch import Architecture, ConfigError
 from searches.core.space import PRESETS, SearchSpace
 from searches.models import Candidate, SearchJob

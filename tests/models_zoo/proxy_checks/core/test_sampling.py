@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from proxy_checks.core import SampleError, pool_from_space, stratified_sample
+from models_zoo.proxy_checks.core import SampleError, pool_from_space, stratified_sample
 from searches.core.arch import Architecture
 from searches.core.space import PRESETS, SearchSpace
 

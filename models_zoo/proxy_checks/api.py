@@ -10,9 +10,9 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
 from models_zoo.permissions import CanChange, visible
-from proxy_checks import services
-from proxy_checks.models import ProxyCheck, ProxyCheckRun
-from proxy_checks.serializers import ProxyCheckCreateSerializer, ProxyCheckDetailSerializer, ProxyCheckSerializer
+from models_zoo.proxy_checks import services
+from models_zoo.proxy_checks.models import ProxyCheck, ProxyCheckRun
+from models_zoo.proxy_checks.serializers import ProxyCheckCreateSerializer, ProxyCheckDetailSerializer, ProxyCheckSerializer
 from searches.core.arch import ConfigError
 
 

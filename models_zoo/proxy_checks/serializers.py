@@ -1,4 +1,4 @@
-"""REST serializers of proxy checks: parse and validate; writes happen in proxy_checks.services."""
+"""REST serializers of proxy checks: parse and validate; writes happen in models_zoo.proxy_checks.services."""
 from __future__ import annotations
 
 from typing import Any
@@ -8,8 +8,8 @@ from rest_framework import serializers
 from models_zoo.models import Dataset
 from models_zoo.permissions import visible
 from models_zoo.serializers import resolve_team
-from proxy_checks import services
-from proxy_checks.models import ProxyCheck
+from models_zoo.proxy_checks import services
+from models_zoo.proxy_checks.models import ProxyCheck
 from searches.permissions import visible_searches
 
 

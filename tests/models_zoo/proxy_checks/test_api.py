@@ -7,9 +7,9 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from models_zoo.models import TrainingRun
-from proxy_checks.models import ProxyCheck
-from tests.proxy_checks.conftest import TINY_CONFIG, TINY_SPACE, TOKENS
-from tests.proxy_checks.test_services import _finish
+from models_zoo.proxy_checks.models import ProxyCheck
+from tests.models_zoo.proxy_checks.conftest import TINY_CONFIG, TINY_SPACE, TOKENS
+from tests.models_zoo.proxy_checks.test_services import _finish
 
 pytestmark = pytest.mark.django_db
 URL = "/api/v1/proxy-checks/"

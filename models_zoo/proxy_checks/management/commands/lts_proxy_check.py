@@ -19,9 +19,9 @@ from models_zoo import services as zoo_services
 from models_zoo.management.commands.lts_train import Command as TrainCommand
 from models_zoo.management.commands.lts_train import _errors
 from models_zoo.models import TrainingRun
-from proxy_checks import services
-from proxy_checks.core import PREDICTORS
-from proxy_checks.models import ProxyCheck
+from models_zoo.proxy_checks import services
+from models_zoo.proxy_checks.core import PREDICTORS
+from models_zoo.proxy_checks.models import ProxyCheck
 from searches.core.arch import Architecture, ConfigError
 from searches.models import SearchJob
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from proxy_checks import views
+from models_zoo.proxy_checks import views
 
 urlpatterns = [
     path("", views.check_list, name="proxy-checks"),

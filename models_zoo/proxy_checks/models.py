@@ -8,7 +8,7 @@ from django.db import models
 
 class ProxyCheck(models.Model):
     """One check: what was drawn from which space, the shared training settings, and the result computed from its
-    finished runs (proxy_checks.services.refresh keeps ``status`` and ``result`` in step with them)."""
+    finished runs (models_zoo.proxy_checks.services.refresh keeps ``status`` and ``result`` in step with them)."""
 
     class Status(models.TextChoices):
         RUNNING = "running"  # some run is queued or running

@@ -7,11 +7,11 @@ import json
 import pytest
 
 from models_zoo import services as zoo_services
-from proxy_checks import services
-from proxy_checks.models import ProxyCheck
+from models_zoo.proxy_checks import services
+from models_zoo.proxy_checks.models import ProxyCheck
 from searches import services as search_services
-from tests.proxy_checks.conftest import TINY_SPACE, TOKENS
-from tests.proxy_checks.test_services import _finish
+from tests.models_zoo.proxy_checks.conftest import TINY_SPACE, TOKENS
+from tests.models_zoo.proxy_checks.test_services import _finish
 from tests.searches.factories import spec
 
 pytestmark = pytest.mark.django_db

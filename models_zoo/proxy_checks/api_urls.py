@@ -4,7 +4,7 @@ from __future__ import annotations
 from django.urls import include, path
 from rest_framework.routers import DefaultRouter
 
-from proxy_checks import api
+from models_zoo.proxy_checks import api
 
 router = DefaultRouter()
 router.register("proxy-checks", api.ProxyCheckViewSet, basename="proxy-check")

@@ -8,12 +8,12 @@ from django.test.utils import CaptureQueriesContext
 
 from models_zoo import services as zoo_services
 from models_zoo.models import TrainingRun
-from proxy_checks import services
-from proxy_checks.models import ProxyCheck
+from models_zoo.proxy_checks import services
+from models_zoo.proxy_checks.models import ProxyCheck
 from searches import services as search_services
 from searches.core.arch import Architecture, ConfigError
 from searches.core.space import PRESETS
-from tests.proxy_checks.conftest import TINY_CONFIG, TINY_SPACE, TOKENS
+from tests.models_zoo.proxy_checks.conftest import TINY_CONFIG, TINY_SPACE, TOKENS
 from tests.searches.factories import spec
 
 pytestmark = pytest.mark.django_db

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from proxy_checks.core import (
+from models_zoo.proxy_checks.core import (
     bootstrap_interval,
     concordance,
     correlate,
@@ -92,5 +92,5 @@ def test_concordance_counts_pairs_where_the_larger_model_is_better():
 
 def test_the_core_imports_without_django():
     env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
-    code = "import sys, proxy_checks.core; assert not {'django', 'celery'} & set(sys.modules), sorted(sys.modules)"
+    code = "import sys, models_zoo.proxy_checks.core; assert not {'django', 'celery'} & set(sys.modules), sorted(sys.modules)"
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, check=True, timeout=60)

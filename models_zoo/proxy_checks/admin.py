@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from proxy_checks.models import ProxyCheck
+from models_zoo.proxy_checks.models import ProxyCheck
 
 
 @admin.register(ProxyCheck)

@@ -1,4 +1,4 @@
-"""The browser form of a new proxy check. It only parses; proxy_checks.services validates and writes, and its field
+"""The browser form of a new proxy check. It only parses; models_zoo.proxy_checks.services validates and writes, and its field
 errors (sample_size, config.seq_len, dataset, tokenizer, space.d_model ...) are shown next to the matching input."""
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 from django import forms
 
 from models_zoo.forms import TOKENIZER_HELP, _TeamChoice
-from proxy_checks import services
+from models_zoo.proxy_checks import services
 from searches.core.space import PRESETS
 
 

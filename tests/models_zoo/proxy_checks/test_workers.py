@@ -10,8 +10,8 @@ import pytest
 from django.core.management import call_command
 
 from models_zoo.models import ZooModel
-from proxy_checks.models import ProxyCheck
-from tests.proxy_checks.conftest import TINY_CONFIG, TINY_SPACE
+from models_zoo.proxy_checks.models import ProxyCheck
+from tests.models_zoo.proxy_checks.conftest import TINY_CONFIG, TINY_SPACE
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
