@@ -42,6 +42,7 @@ INSTALLED_APPS = [
     "lts_web",
     "searches",
     "models_zoo",
+    "models_zoo.proxy_checks",
 ]
 
 MIDDLEWARE = [
@@ -238,7 +239,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     # Training runs and search jobs share status names (queued, running, ...) but not all of them.
-    "ENUM_NAME_OVERRIDES": {"TrainingRunStatusEnum": "models_zoo.models.TrainingRun.Status"},
+    "ENUM_NAME_OVERRIDES": {"TrainingRunStatusEnum": "models_zoo.models.TrainingRun.Status",
+                            "ProxyCheckStatusEnum": "models_zoo.proxy_checks.models.ProxyCheck.Status"},
 }
 
 # HTTPS hardening whenever DEBUG is off. Behind a TLS-terminating proxy set SECURE_PROXY_SSL_HEADER_NAME.

@@ -19,6 +19,7 @@ api_v1 = [
     path("auth/token/", ObtainAuthToken.as_view(), name="api-token"),
     path("", include("searches.urls")),
     path("", include("models_zoo.api_urls")),
+    path("", include("models_zoo.proxy_checks.api_urls")),
     path("", include(router.urls)),
 ]
 
@@ -29,6 +30,7 @@ urlpatterns = [
     path("searches/<int:pk>/candidates/<str:archid>/", search_views.candidate_detail, name="candidate-page"),
     path("devices/", search_views.devices, name="devices"),
     path("zoo/", include("models_zoo.urls")),
+    path("proxy-checks/", include("models_zoo.proxy_checks.urls")),
     path("teams/", views.teams, name="teams"),
     path("account/", views.account, name="account"),
     path("healthz", views.healthz, name="healthz"),

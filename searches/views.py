@@ -18,6 +18,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET
 
 from lts_web.models import Membership, teams_of
+from models_zoo.proxy_checks.views import proxy_checks_of
 from searches.api import queue_lengths, with_related
 from searches.core.evolution import SearchParams
 from searches.core.profiling import BACKENDS, DEVICES, DTYPES, MODES, ProfileSettings
@@ -145,7 +146,9 @@ def search_detail(request: HttpRequest, pk: int) -> HttpResponse:
     page_data = {"job": SearchJobSerializer(job).data, "can_change": allowed, "finished": list(SearchJob.FINISHED),
                  "needs_hardware": job.needs_hardware, "urls": urls}
     return render(request, "searches/detail.html", {"job": job, "progress": _progress(job), "can_change": allowed,
-                                                    "compare": compare, "page_data": page_data})
+                                                    "compare": compare, "page_data": page_data,
+                                                    "proxy_checks": proxy_checks_of(request.user, job),
+                                                    "finished_statuses": SearchJob.FINISHED})
 
 
 @require_GET

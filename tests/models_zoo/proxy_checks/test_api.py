@@ -1,0 +1,111 @@
+"""REST API of proxy checks: create (201, 400 with field messages), team scoping and permissions with the actors,
+cancel and delete, a constant number of queries for the list, the schema."""
+from __future__ import annotations
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from models_zoo.models import TrainingRun
+from models_zoo.proxy_checks.models import ProxyCheck
+from tests.models_zoo.proxy_checks.conftest import TINY_CONFIG, TINY_SPACE, TOKENS
+from tests.models_zoo.proxy_checks.test_services import _finish
+
+pytestmark = pytest.mark.django_db
+URL = "/api/v1/proxy-checks/"
+
+
+def _as(api_client, user):
+    api_client.force_authenticate(user)
+    return api_client
+
+
+def _body(dataset, **overrides):
+    body = {"space": TINY_SPACE, "dataset": dataset.pk, "tokenizer": "bpe:300", "sample_size": 3,
+            "max_tokens": TOKENS, "config": TINY_CONFIG, "name": "api check"}
+    body.update(overrides)
+    return body
+
+
+def test_create_returns_the_check_with_its_models(api_client, actors, dataset, sent):
+    response = _as(api_client, actors.bob).post(URL, _body(dataset, compare_budget=True), format="json")
+    assert response.status_code == 201, response.json()
+    body = response.json()
+    assert body["owner"] == "bob" and body["team_name"] == "acme" and body["status"] == "running"
+    assert body["budgets"] == [TOKENS, 2 * TOKENS] and body["progress"] == {
+        "queued": 6, "running": 0, "completed": 0, "failed": 0, "cancelled": 0, "total": 6}
+    assert len(body["models"]) == 3 and all(len(m["runs"]) == 2 for m in body["models"])
+    assert body["result"]["sentence"].startswith("Not enough trained models yet") and len(sent) == 6
+
+
+@pytest.mark.parametrize("change, field, text", [
+    ({"sample_size": 2}, "sample_size", "greater than or equal to 3"),
+    ({"max_tokens": None}, "max_tokens", "may not be null"),
+    ({"preset": "tiny"}, "space", "give only one of preset, space"),
+    ({"space": {**TINY_SPACE, "n_layer": []}}, "space.n_layer", "non-empty"),
+    ({"config": {**TINY_CONFIG, "max_minutes": 5}}, "config.max_minutes", "budget is max_tokens"),
+    ({"config": [1]}, "config", "JSON object"),
+    ({"search": 999}, "search", "no such search"),
+    ({"tokenizer": "words"}, "tokenizer", "unknown tokenizer"),
+])
+def test_mistakes_are_400_with_field_messages(api_client, actors, dataset, sent, change, field, text):
+    response = _as(api_client, actors.alice).post(URL, _body(dataset, **change), format="json")
+    assert response.status_code == 400
+    assert text in " ".join(response.json().get(field, [])), response.json()
+    assert not ProxyCheck.objects.exists() and not sent
+
+
+def test_an_outsider_can_use_neither_the_dataset_nor_the_check(api_client, actors, dataset, sent):
+    response = _as(api_client, actors.charlie).post(URL, _body(dataset), format="json")
+    assert response.status_code == 400 and "no such dataset" in response.json()["dataset"][0]
+    check_id = _as(api_client, actors.alice).post(URL, _body(dataset), format="json").json()["id"]
+    client = _as(api_client, actors.charlie)
+    assert client.get(f"{URL}{check_id}/").status_code == 404
+    assert client.post(f"{URL}{check_id}/cancel/").status_code == 404
+    assert client.get(URL).json()["results"] == []
+
+
+def test_a_teammate_reads_but_only_owner_or_admin_cancels(api_client, actors, dataset, sent):
+    check_id = _as(api_client, actors.bob).post(URL, _body(dataset), format="json").json()["id"]
+    # alice is acme's admin: she may cancel bob's check; a plain member may not cancel another's.
+    alice_id = _as(api_client, actors.alice).post(URL, _body(dataset, name="alice's"), format="json").json()["id"]
+    bob = _as(api_client, actors.bob)
+    assert bob.get(f"{URL}{alice_id}/").status_code == 200
+    assert bob.post(f"{URL}{alice_id}/cancel/").status_code == 403
+    alice = _as(api_client, actors.alice)
+    response = alice.post(f"{URL}{check_id}/cancel/")
+    assert response.status_code == 200 and response.json()["status"] == "cancelled"
+    assert response.json()["progress"]["cancelled"] == 3
+    assert alice.post(f"{URL}{check_id}/cancel/").status_code == 409
+
+
+def test_delete_needs_a_finished_check_and_keeps_the_runs(api_client, actors, dataset, sent):
+    client = _as(api_client, actors.alice)
+    check_id = client.post(URL, _body(dataset), format="json").json()["id"]
+    assert client.delete(f"{URL}{check_id}/").status_code == 409
+    _finish(ProxyCheck.objects.get(pk=check_id))
+    detail = client.get(f"{URL}{check_id}/").json()
+    assert detail["status"] == "completed" and detail["result"]["budgets"][0]["n"] == 3
+    assert client.delete(f"{URL}{check_id}/").status_code == 204
+    assert TrainingRun.objects.count() == 3
+
+
+def test_the_list_costs_the_same_queries_for_one_check_or_three(api_client, actors, dataset, sent):
+    client = _as(api_client, actors.alice)
+    first = client.post(URL, _body(dataset), format="json").json()["id"]
+    _finish(ProxyCheck.objects.get(pk=first))
+    client.get(URL)  # the first read stores the result; later reads reuse it
+
+    def count() -> int:
+        with CaptureQueriesContext(connection) as queries:
+            assert client.get(URL).status_code == 200
+        return len(queries)
+
+    one = count()
+    for name in ("b", "c"):
+        client.post(URL, _body(dataset, name=name), format="json")
+    client.get(URL)
+    assert count() == one
+    rows = client.get(URL).json()["results"]
+    assert [r["name"] for r in rows] == ["c", "b", "api check"] and "models" not in rows[0]
+    assert rows[2]["result"]["budgets"][0]["predictors"]["proxy"]["spearman"]["estimate"] == -1.0
