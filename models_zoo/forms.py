@@ -88,16 +88,7 @@ class TrainForm(_TeamChoice):
             raise forms.ValidationError("candidate ids must be integers") from None
 
     def clean_extra(self) -> dict[str, Any]:
-        text = self.cleaned_data["extra"].strip()
-        if not text:
-            return {}
-        try:
-            value = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise forms.ValidationError(f"invalid JSON: {exc}") from None
-        if not isinstance(value, dict):
-            raise forms.ValidationError("must be a JSON object")
-        return value
+        return json_object(self.cleaned_data["extra"]) or {}
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()
@@ -124,3 +115,17 @@ class ImportForm(_TeamChoice):
     def __init__(self, *args, devices=(), **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["profile_device"].choices = [("", "no profiling")] + [(d.name, d.name) for d in devices]
+
+
+def json_object(text: str) -> dict[str, Any] | None:
+    """A form field's JSON object; None when blank; a field error otherwise."""
+    text = text.strip()
+    if not text:
+        return None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise forms.ValidationError(f"invalid JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise forms.ValidationError("must be a JSON object")
+    return value

@@ -18,7 +18,7 @@ from typing import Any, Iterator
 import redis
 from django.conf import settings
 
-from models_zoo.core.generation import GenerationError, GenerationLimits, SamplingSettings
+from models_zoo.core.generation import GenerationError, GenerationLimits, SamplingSettings, encode_prompt
 from models_zoo.models import ZooModel
 
 STREAM_KEY = "lts:gen:{}"
@@ -55,37 +55,25 @@ def _tokenizer(folder: str, mtime: float):
 
 
 def check_request(model: ZooModel, prompt: Any, sampling: dict[str, Any]) -> SamplingSettings:
-    """Every check that needs no worker: settings, prompt length in characters and tokens, the model's context, and
-    that the checkpoint has a tokenizer. GenerationError (field -> message) on the first failures."""
-    settings_ = SamplingSettings.from_dict(sampling, limits())
-    caps = limits()
-    if not isinstance(prompt, str) or not prompt:
-        raise GenerationError({"prompt": "must be a non-empty string"})
-    if len(prompt) > caps.max_prompt_chars:
-        raise GenerationError({"prompt": f"{len(prompt):,} characters; at most {caps.max_prompt_chars:,} "
-                                         "(LTS_GENERATE_MAX_PROMPT_CHARS)"})
+    """Every check that needs no worker, as the worker would make them: settings, the prompt's length in characters
+    and tokens, the model's context, a tokenizer in the checkpoint. GenerationError (field -> message). Without an
+    explicit max_new_tokens, the default is cut to what the context leaves."""
+    checked = SamplingSettings.from_dict(sampling, limits())
     folder = model.folder
-    if not (folder / "tokenizer_config.json").exists() and not (folder / "tokenizer.json").exists():
+    config = folder / "tokenizer_config.json"
+    if not config.exists() and not (folder / "tokenizer.json").exists():
         raise GenerationError({"model": f"{model.name} has no tokenizer files: import it with its tokenizer to "
                                         "generate from it"})
     try:
-        tokenizer = _tokenizer(str(folder), (folder / "tokenizer_config.json").stat().st_mtime
-                               if (folder / "tokenizer_config.json").exists() else 0.0)
+        tokenizer = _tokenizer(str(folder), config.stat().st_mtime if config.exists() else 0.0)
     except (OSError, ValueError, TypeError) as exc:
         raise GenerationError({"model": f"{model.name}'s tokenizer cannot be loaded: {exc}"}) from None
-    n_tokens = len(tokenizer(prompt)["input_ids"])
-    if n_tokens == 0:
-        raise GenerationError({"prompt": "encodes to no tokens"})
-    if n_tokens > caps.max_prompt_tokens:
-        raise GenerationError({"prompt": f"{n_tokens:,} tokens; at most {caps.max_prompt_tokens:,} "
-                                         "(LTS_GENERATE_MAX_PROMPT_TOKENS)"})
-    context = int(model.config.get("max_sequence_length") or 0)
-    if context and "max_new_tokens" not in sampling and n_tokens + settings_.max_new_tokens > context:
-        settings_ = dataclasses.replace(settings_, max_new_tokens=max(1, context - n_tokens))  # the default fits
-    if context and n_tokens + settings_.max_new_tokens > context:
-        raise GenerationError({"max_new_tokens": f"the prompt's {n_tokens} tokens plus {settings_.max_new_tokens} new "
-                                                 f"ones exceed {model.name}'s context of {context} tokens"})
-    return settings_
+    context = int(model.config.get("max_sequence_length") or 0) or 2**31
+    explicit = "max_new_tokens" in sampling
+    ids = encode_prompt(tokenizer, prompt, limits(), context, checked.max_new_tokens if explicit else 1)
+    if not explicit and len(ids) + checked.max_new_tokens > context:
+        checked = dataclasses.replace(checked, max_new_tokens=context - len(ids))
+    return checked
 
 
 def _acquire_slot(user_id: int, request_id: str) -> None:

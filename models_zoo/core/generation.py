@@ -27,6 +27,7 @@ __all__ = [
     "LoadedModel",
     "ModelCache",
     "SamplingSettings",
+    "encode_prompt",
     "generate",
     "load_model",
 ]
@@ -262,6 +263,9 @@ def encode_prompt(tokenizer: PreTrainedTokenizerBase, prompt: str, limits: Gener
     if len(ids) > limits.max_prompt_tokens:
         raise GenerationError({"prompt": f"{len(ids):,} tokens; at most {limits.max_prompt_tokens:,} "
                                          "(LTS_GENERATE_MAX_PROMPT_TOKENS)"})
+    if len(ids) >= max_positions:
+        raise GenerationError({"prompt": f"{len(ids):,} tokens leave no room in the model's context of "
+                                         f"{max_positions} tokens"})
     if len(ids) + max_new_tokens > max_positions:
         raise GenerationError({"max_new_tokens": f"the prompt's {len(ids)} tokens plus {max_new_tokens} new ones "
                                                  f"exceed the model's context of {max_positions} tokens"})

@@ -2,12 +2,11 @@
 errors (sample_size, config.seq_len, dataset, tokenizer, space.d_model ...) are shown next to the matching input."""
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from django import forms
 
-from models_zoo.forms import TOKENIZER_HELP, _TeamChoice
+from models_zoo.forms import TOKENIZER_HELP, _TeamChoice, json_object
 from models_zoo.proxy_checks import services
 from searches.core.space import PRESETS
 
@@ -45,23 +44,11 @@ class ProxyCheckForm(_TeamChoice):
                for s in searches]
             + [("space", "the space below")])
 
-    def _json(self, name: str) -> Any:
-        text = self.cleaned_data[name].strip()
-        if not text:
-            return None
-        try:
-            value = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise forms.ValidationError(f"invalid JSON: {exc}") from None
-        if not isinstance(value, dict):
-            raise forms.ValidationError("must be a JSON object")
-        return value
-
     def clean_space(self) -> dict[str, Any] | None:
-        return self._json("space")
+        return json_object(self.cleaned_data["space"])
 
     def clean_extra(self) -> dict[str, Any]:
-        return self._json("extra") or {}
+        return json_object(self.cleaned_data["extra"]) or {}
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()

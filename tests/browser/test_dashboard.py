@@ -77,6 +77,15 @@ def _fill(page, field: str, value: str) -> None:
     page.locator(f'[name="{field}"]').fill(value)
 
 
+def login(page, base_url: str, username: str) -> None:
+    """Through the login form, with the actors' password."""
+    page.goto(f"{base_url}/login/")
+    _fill(page, "username", username)
+    _fill(page, "password", f"{username}-password-1")
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{base_url}/")
+
+
 def _click_point(page, chart_id: str, trace: int = 2) -> None:
     """A real mouse click on the first point of a trace (2: the Pareto frontier), placed with Plotly's own axes."""
     x, y = page.evaluate("""([id, trace]) => {
@@ -96,11 +105,7 @@ def test_submit_watch_and_open_a_candidate(live_server, actors, profiling_device
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     page.set_default_timeout(20_000)
 
-    page.goto(f"{live_server.url}/login/")
-    _fill(page, "username", "bob")
-    _fill(page, "password", "bob-password-1")
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{live_server.url}/")
+    login(page, live_server.url, "bob")
     assert page.locator("h1").inner_text().startswith("Searches")
 
     page.goto(f"{live_server.url}/searches/new/")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from models_zoo import services
-from tests.browser.test_dashboard import CHROMIUM, CHROMIUM_ARGS, _fill, _shot, sync_api
+from tests.browser.test_dashboard import CHROMIUM, CHROMIUM_ARGS, _fill, _shot, login, sync_api
 from tests.models_zoo.conftest import corpus, roots  # noqa: F401  (fixtures)
 from tests.models_zoo.core.test_generation import write_checkpoint
 
@@ -40,11 +40,7 @@ def test_two_models_stream_side_by_side(live_server, zoo_models, browser):
     page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     page.set_default_timeout(30_000)
-    page.goto(f"{live_server.url}/login/")
-    _fill(page, "username", "bob")
-    _fill(page, "password", "bob-password-1")
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{live_server.url}/")
+    login(page, live_server.url, "bob")
 
     ids = ",".join(str(m.pk) for m in zoo_models)
     page.goto(f"{live_server.url}/zoo/playground/?models={ids}")

@@ -77,6 +77,24 @@ class Command(BaseCommand):
         parser.add_argument("--follow", type=int, metavar="RUN_ID", help="attach to an existing run")
         parser.add_argument("--timeout", type=float, default=24 * 3600, help="give up following after this many s")
 
+    @staticmethod
+    def _config(opts: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
+        """--config (a JSON object) with the named options on top; min_lr a tenth of lr unless given."""
+        config: dict[str, Any] = {}
+        if opts["config"]:
+            try:
+                config = json.loads(opts["config"])
+            except json.JSONDecodeError as exc:
+                raise CommandError(f"--config is not JSON: {exc}") from None
+            if not isinstance(config, dict):
+                raise CommandError("--config must be a JSON object")
+        for key in keys:
+            if opts[key] is not None:
+                config[key] = opts[key]
+        if "lr" in config and "min_lr" not in config:
+            config["min_lr"] = config["lr"] / 10
+        return config
+
     def handle(self, *args, **opts):
         if opts["follow"]:
             run = TrainingRun.objects.filter(pk=opts["follow"]).first()
@@ -89,17 +107,8 @@ class Command(BaseCommand):
         architecture, candidate = self._architecture(opts)
         dataset = self._dataset(opts["data"], user, team, opts)
         tokenizer = self._tokenizer(opts["tokenizer"])
-        config: dict[str, Any] = {}
-        if opts["config"]:
-            try:
-                config = json.loads(opts["config"])
-            except json.JSONDecodeError as exc:
-                raise CommandError(f"--config is not JSON: {exc}") from None
-        for key in ("max_steps", "max_tokens", "max_minutes", "seq_len", "batch_size", "grad_accum", "lr"):
-            if opts[key] is not None:
-                config[key] = opts[key]
-        if "lr" in config and "min_lr" not in config:
-            config["min_lr"] = config["lr"] / 10
+        config = self._config(opts, ("max_steps", "max_tokens", "max_minutes", "seq_len", "batch_size", "grad_accum",
+                                     "lr"))
         try:
             run = services.do_start_training(owner=user, team=team, dataset=dataset, tokenizer=tokenizer,
                                               config=config, architecture=architecture, candidate=candidate,

@@ -110,6 +110,9 @@ def test_prompt_limits(loaded):
     with pytest.raises(GenerationError) as caught:  # the context is 64 positions
         generate(loaded, PROMPT, SamplingSettings(max_new_tokens=64))
     assert set(caught.value.errors) == {"max_new_tokens"}
+    with pytest.raises(GenerationError) as caught:
+        generate(loaded, "The old king sees " * 20, SamplingSettings(max_new_tokens=1))
+    assert set(caught.value.errors) == {"prompt"} and "no room" in caught.value.errors["prompt"]
     with pytest.raises(GenerationError, match="non-empty"):
         generate(loaded, "", SamplingSettings())
 

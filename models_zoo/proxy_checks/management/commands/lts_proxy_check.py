@@ -100,17 +100,7 @@ class Command(BaseCommand):
             raise CommandError("--max-tokens is required: the training budget of every model, in tokens")
         dataset = helper._dataset(opts["data"], user, team, helper_opts)
         tokenizer = helper._tokenizer(opts["tokenizer"])
-        config: dict[str, Any] = {}
-        if opts["config"]:
-            try:
-                config = json.loads(opts["config"])
-            except json.JSONDecodeError as exc:
-                raise CommandError(f"--config is not JSON: {exc}") from None
-        for key in ("seq_len", "batch_size", "lr"):
-            if opts[key] is not None:
-                config[key] = opts[key]
-        if "lr" in config and "min_lr" not in config:
-            config["min_lr"] = config["lr"] / 10
+        config = helper._config(opts, ("seq_len", "batch_size", "lr"))
         space = None
         if opts["space"]:
             text = opts["space"]
