@@ -160,7 +160,7 @@ def events(handle: GenerationHandle, *, keepalive_s: float = 10.0) -> Iterator[t
                     continue
                 if kind == "start":
                     started_at = time.monotonic()
-                    data["queued_s"] = round(started_at - handle.started, 6)
+                    data["queued_s"] = round(max(0.0, started_at - handle.started - data.get("load_s", 0.0)), 6)
                 yield kind, data
                 if kind in ("done", "error"):
                     finished = True
