@@ -45,7 +45,15 @@ def _stop(procs: list[tuple[str, subprocess.Popen]], timeout_s: float = 15.0) ->
                 pass
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main() -> int:
+    # Ctrl-C, and SIGTERM (a service manager, `kill`), stop everything in order; SIGINT is set explicitly because a
+    # shell's background job starts with it ignored.
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _interrupt)
     env = dict(os.environ)
     env.setdefault("DEBUG", "1")  # a local demo; production runs gunicorn with DEBUG off (docker-compose.yml)
     env.setdefault("PYTHONUNBUFFERED", "1")
@@ -97,6 +105,7 @@ def main() -> int:
         return 1
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not abandon the clean-up
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         _stop(procs)
         if redis:
             redis.stop()
