@@ -167,8 +167,14 @@ def bench_http(args) -> None:
             ("frontier (job objectives)", f"/api/v1/searches/{job_id}/frontier/"),
             ("frontier (proxy vs latency)", f"/api/v1/searches/{job_id}/frontier/?objectives=proxy,latency"),
         ]
-        warm: dict[str, list[float]] = {}
-        _client(port, token, paths, time.monotonic() + 5, warm, [])  # warm-up: connections, caches
+        # Warm-up with every client: each gunicorn thread opens its database connection on its first request.
+        warm_until = time.monotonic() + 5
+        warmers = [threading.Thread(target=_client, args=(port, token, paths, warm_until, {}, [], args.think))
+                   for _ in range(args.clients)]
+        for t in warmers:
+            t.start()
+        for t in warmers:
+            t.join()
         results: dict[str, list[float]] = {}
         errors: list[str] = []
         until = time.monotonic() + args.seconds

@@ -283,7 +283,8 @@ class KeysFirstPagination(LimitOffsetPagination):
         self.limit = self.get_limit(request)
         if self.limit is None:
             return None
-        self.count = self.get_count(queryset)
+        known = getattr(view, "known_count", None)
+        self.count = known if known is not None else self.get_count(queryset)
         self.offset = self.get_offset(request)
         if self.count == 0 or self.offset > self.count:
             return []
@@ -302,14 +303,22 @@ class CandidateViewSet(viewsets.ReadOnlyModelViewSet):
     pagination_class = KeysFirstPagination
     queryset = Candidate.objects.none()  # for the schema; get_queryset scopes to the caller's teams
 
+    known_count: int | None = None  # the page count when the job row already holds it (KeysFirstPagination)
+    _UNFILTERED = {"job", "limit", "offset", "ordering", "format"}
+
     def get_queryset(self):
         rows = candidate_rows().order_by("job_id", "generation", "position")
         job = self.request.query_params.get("job")
         if job and job.isdigit():
             # One small visibility check, then an index-only filter on job_id: joining teams and memberships into
             # every page of 100,000 candidates made PostgreSQL skip the (job, generation, position) index.
-            if not visible_searches(self.request.user).filter(pk=int(job)).exists():
+            counts = visible_searches(self.request.user).filter(pk=int(job)).values_list("counts", flat=True).first()
+            if counts is None:
                 return rows.none()
+            if set(self.request.query_params) <= self._UNFILTERED:
+                # All of the job's candidates: their number is on the job row, kept in the same transaction that
+                # inserts them (COUNT over 100,000 rows took 24 of a page's 60 ms on PostgreSQL).
+                self.known_count = counts.get("candidates")
             return rows.filter(job_id=int(job))
         return rows.filter(job__team__in=Team.objects.filter(memberships__user=self.request.user))
 

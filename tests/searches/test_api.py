@@ -237,3 +237,16 @@ def test_anonymous_api_calls_are_refused(api_client):
 def test_openapi_schema_has_no_warnings(tmp_path):
     call_command("spectacular", "--validate", "--fail-on-warn", "--file", str(tmp_path / "schema.yml"))
     assert "/api/v1/searches/{id}/frontier/" in (tmp_path / "schema.yml").read_text()
+
+
+def test_a_job_page_counts_from_the_job_row_and_filtered_pages_count_rows(api_client, actors, finished_job,
+                                                                          django_assert_num_queries):
+    client = _client(api_client, actors.bob)
+    total = finished_job.candidates.count()
+    assert finished_job.counts["candidates"] == total
+    url = f"/api/v1/candidates/?job={finished_job.pk}&limit=2"
+    with django_assert_num_queries(3):  # the job (visibility and counts), page keys, page rows: no COUNT
+        assert client.get(url).json()["count"] == total
+    pareto = finished_job.candidates.filter(is_pareto=True).count()
+    assert 0 < pareto < total
+    assert client.get(url + "&pareto=true").json()["count"] == pareto
