@@ -247,6 +247,6 @@ def test_a_job_page_counts_from_the_job_row_and_filtered_pages_count_rows(api_cl
     url = f"/api/v1/candidates/?job={finished_job.pk}&limit=2"
     with django_assert_num_queries(3):  # the job (visibility and counts), page keys, page rows: no COUNT
         assert client.get(url).json()["count"] == total
-    pareto = finished_job.candidates.filter(is_pareto=True).count()
-    assert 0 < pareto < total
-    assert client.get(url + "&pareto=true").json()["count"] == pareto
+    first = finished_job.candidates.filter(generation=0).count()
+    assert 0 < first < total
+    assert client.get(url + "&generation=0").json()["count"] == first
