@@ -10,7 +10,7 @@ Pure Python (numpy, scipy), no Django, no Celery: the services, the command line
 """
 from __future__ import annotations
 
-from .report import PREDICTORS, RECOMMENDED_MODELS, analyze, interpret
+from .report import PREDICTORS, RECOMMENDED_MODELS, analyze, format_interval, interpret
 from .sampling import MAX_POOL, SampleError, pool_from_space, stratified_sample
 from .stats import (
     MIN_MODELS,
@@ -34,6 +34,7 @@ __all__ = [
     "bootstrap_interval",
     "concordance",
     "correlate",
+    "format_interval",
     "interpret",
     "kendall_batch",
     "pool_from_space",

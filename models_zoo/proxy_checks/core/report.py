@@ -52,12 +52,13 @@ def analyze(points: Mapping[int, Sequence[Mapping[str, Any]]], *, failed: Mappin
             "seed": seed}
 
 
-def _interval(c: Mapping[str, Any]) -> str:
+def format_interval(c: Mapping[str, Any], digits: int = 2) -> str:
+    """'-0.95 [-1.00, -0.69]' for a coefficient with its interval; the estimate alone when it has none."""
     if c["estimate"] is None:
         return "undefined"
     if c["low"] is None:
-        return f"{c['estimate']:+.2f}"
-    return f"{c['estimate']:+.2f} [{c['low']:+.2f}, {c['high']:+.2f}]"
+        return f"{c['estimate']:+.{digits}f}"
+    return f"{c['estimate']:+.{digits}f} [{c['low']:+.2f}, {c['high']:+.2f}]"
 
 
 def _excluded(failed: int) -> str:
@@ -81,7 +82,7 @@ def interpret(result: Mapping[str, Any], *, planned: int) -> str:
     rho, tau = proxy["spearman"], proxy["kendall"]
     partial = f" (partial: {n} of {planned} models so far)" if n < planned else ""
     parts = [f"Short-run ranking after {tokens:,} tokens per model, {n} models{partial}: the proxy against validation "
-             f"perplexity has Spearman rho {_interval(rho)} and Kendall tau {_interval(tau)} "
+             f"perplexity has Spearman rho {format_interval(rho)} and Kendall tau {format_interval(tau)} "
              f"({result['confidence']:.0%} bootstrap intervals).{excluded}"]
     verdict = rho.get("verdict", "undefined")
     share = proxy.get("concordance")
@@ -107,15 +108,15 @@ def interpret(result: Mapping[str, Any], *, planned: int) -> str:
         if own is None or other["estimate"] is None:
             continue
         if other["estimate"] < own - 0.1:
-            parts.append(f"Ranked by {PREDICTORS[name]} alone they came out better (rho {_interval(other)}).")
+            parts.append(f"Ranked by {PREDICTORS[name]} alone they came out better (rho {format_interval(other)}).")
         elif abs(other["estimate"] - own) < 0.005:
-            parts.append(f"Ranked by {PREDICTORS[name]} alone they come out the same (rho {_interval(other)}): these "
+            parts.append(f"Ranked by {PREDICTORS[name]} alone they come out the same (rho {format_interval(other)}): these "
                          "models cannot tell the proxy from it; models of equal proxy but different shapes could.")
     agreement = result.get("agreement")
     if agreement and agreement["n"] >= MIN_MODELS and agreement["spearman"]["estimate"] is not None:
         settled = "has largely settled" if agreement["spearman"]["estimate"] >= 0.9 else "still changes with training"
         parts.append(f"The rankings after {agreement['from_tokens']:,} and {agreement['to_tokens']:,} tokens agree with "
-                     f"rho {_interval(agreement['spearman'])} over {agreement['n']} models: the ranking {settled}.")
+                     f"rho {format_interval(agreement['spearman'])} over {agreement['n']} models: the ranking {settled}.")
     if n < RECOMMENDED_MODELS and verdict != "inconclusive":
         parts.append(f"With {n} models a bootstrap interval is rough (it understates the uncertainty of so few); "
                      f"{RECOMMENDED_MODELS} or more give a trustworthy one.")

@@ -20,18 +20,14 @@ from models_zoo.management.commands.lts_train import Command as TrainCommand
 from models_zoo.management.commands.lts_train import _errors
 from models_zoo.models import TrainingRun
 from models_zoo.proxy_checks import services
-from models_zoo.proxy_checks.core import PREDICTORS
+from models_zoo.proxy_checks.core import PREDICTORS, format_interval
 from models_zoo.proxy_checks.models import ProxyCheck
 from searches.core.arch import Architecture, ConfigError
 from searches.models import SearchJob
 
 
 def _interval(c: dict[str, Any]) -> str:
-    if c["estimate"] is None:
-        return "undefined"
-    if c["low"] is None:
-        return f"{c['estimate']:+.3f}"
-    return f"{c['estimate']:+.3f} [{c['low']:+.2f}, {c['high']:+.2f}]"
+    return format_interval(c, digits=3)
 
 
 def progress_line(check: ProxyCheck, current: TrainingRun | None = None, width: int = 20) -> str:
