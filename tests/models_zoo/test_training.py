@@ -5,6 +5,7 @@ import threading
 from datetime import timedelta
 
 import pytest
+import redis
 import torch
 from django.db import connection
 from django.utils import timezone
@@ -15,6 +16,7 @@ from models_zoo.core import CHECKPOINT_NAME
 from models_zoo.models import TrainingRun, ZooModel
 from searches.core.arch import Architecture
 from searches.models import Device, Measurement
+from searches.queues import queue_lengths_by_name
 from tests.models_zoo.conftest import FAST_CONFIG, TINY_ARCH
 from tests.conftest import wait_for
 from workers.training import execute_training
@@ -141,17 +143,36 @@ def test_the_reaper_requeues_a_silent_run_then_fails_it_after_max_attempts(actor
     assert services.try_claim_training(run.pk, "w1")
     assert not services.try_claim_training(run.pk, "w2")  # alive: nobody else takes it
     TrainingRun.objects.filter(pk=run.pk).update(heartbeat_at=old)  # the worker died
-    assert services.do_reap_training() == {"requeued": 1, "failed": 0, "cancelled": 0}
+    assert services.do_reap_training() == {"requeued": 1, "failed": 0, "cancelled": 0, "redispatched": 0}
     run.refresh_from_db()
     assert run.status == "queued" and len(sent) == 2 and sent[1]["task_id"] == run.task_id
 
     assert services.try_claim_training(run.pk, "w2")
     TrainingRun.objects.filter(pk=run.pk).update(heartbeat_at=old)
     assert not services.try_claim_training(run.pk, "w3")  # stale, but no attempts left: the reaper decides
-    assert services.do_reap_training() == {"requeued": 0, "failed": 1, "cancelled": 0}
+    assert services.do_reap_training() == {"requeued": 0, "failed": 1, "cancelled": 0, "redispatched": 0}
     run.refresh_from_db()
     assert run.status == "failed" and "2 times" in run.error and "w2" in run.error and "checkpoint" in run.error
-    assert services.do_reap_training() == {"requeued": 0, "failed": 0, "cancelled": 0}
+    assert services.do_reap_training() == {"requeued": 0, "failed": 0, "cancelled": 0, "redispatched": 0}
+
+
+def test_the_reaper_resends_a_queued_run_whose_message_is_gone(actors, dataset, sent, settings):
+    run = _start(actors, dataset)  # recorded, never sent: the train queue is empty, as after a broker restart
+    first_task = TrainingRun.objects.get(pk=run.pk).task_id
+    assert services.do_reap_training()["redispatched"] == 0  # dispatched just now: not yet suspicious
+    TrainingRun.objects.filter(pk=run.pk).update(
+        dispatched_at=timezone.now() - timedelta(seconds=settings.LTS_PENDING_REDISPATCH_S + 1))
+    broker = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    broker.rpush("train", b"another run's message")  # something waits in the queue: messages are not lost
+    try:
+        assert queue_lengths_by_name(["train"])["train"] == 1
+        assert services.do_reap_training()["redispatched"] == 0
+    finally:
+        broker.delete("train")
+    assert services.do_reap_training()["redispatched"] == 1
+    run.refresh_from_db()
+    assert run.status == "queued" and run.task_id != first_task and sent[-1]["task_id"] == run.task_id
+    assert services.do_reap_training()["redispatched"] == 0  # just re-sent
 
 
 def test_the_reaper_cancels_a_silent_run_whose_cancel_was_pending(actors, dataset, sent, settings):
