@@ -64,7 +64,8 @@ def main() -> int:
         redis = EmbeddedRedis().start()
         env["REDIS_URL"] = redis.url
         print(f"[lts] embedded Redis on {redis.url}", flush=True)
-    print(f"[lts] database: {env.get('DATABASE_URL') or 'SQLite in var/db.sqlite3'}", flush=True)
+    sqlite = Path(env.get("LTS_VAR_DIR") or ROOT / "var") / "db.sqlite3"
+    print(f"[lts] database: {env.get('DATABASE_URL') or f'SQLite in {sqlite}'}", flush=True)
 
     python = str(BIN / "python")
     manage = [python, str(ROOT / "manage.py")]
