@@ -1,8 +1,9 @@
 """Generation requests from the web side: validate, hold a per-user slot, hand the work to a `generate` worker, and
 read its events back as they are produced.
 
-The worker (workers/generation.py) appends events to a Redis stream, one per request (``lts:gen:<id>``): ``start``,
-``text`` (each piece of new text), then ``done`` or ``error``. A stream, not pub/sub, so a reader that arrives after
+The worker (workers/generation.py) appends events to a Redis stream, one per request (``lts:gen:<id>``): ``accepted``
+(internal: the queue wait ends), ``start`` (the model is loaded), ``text`` (each piece of new text), then ``done`` or
+``error``. A stream, not pub/sub, so a reader that arrives after
 the first tokens misses nothing; the streaming and the non-streaming endpoints read the same events.
 """
 from __future__ import annotations
@@ -79,7 +80,7 @@ def check_request(model: ZooModel, prompt: Any, sampling: dict[str, Any]) -> Sam
 def _acquire_slot(user_id: int, request_id: str) -> None:
     r = connection()
     key, now = ACTIVE_KEY.format(user_id), time.time()
-    lapse = now + settings.LTS_GENERATE_QUEUE_WAIT_S + settings.LTS_GENERATE_TIME_LIMIT_S + 30
+    lapse = now + settings.LTS_GENERATE_QUEUE_WAIT_S + settings.LTS_GENERATE_TIME_LIMIT_S + 150  # as events() waits
     pipe = r.pipeline()
     pipe.zremrangebyscore(key, "-inf", now)  # slots of requests whose reader vanished without releasing them
     pipe.zadd(key, {request_id: lapse})
@@ -144,7 +145,8 @@ def events(handle: GenerationHandle, *, keepalive_s: float = 10.0) -> Iterator[t
                                           "worker consuming the `generate` queue?", "status": 503}
                 finished = True
                 return
-            if started_at is not None and now - started_at > settings.LTS_GENERATE_TIME_LIMIT_S + 30:
+            # The time limit starts after the model is loaded: two more minutes for loading before giving up.
+            if started_at is not None and now - started_at > settings.LTS_GENERATE_TIME_LIMIT_S + 120:
                 yield "error", {"detail": "the generation worker stopped answering (it may have died)", "status": 504}
                 finished = True
                 return
@@ -158,9 +160,11 @@ def events(handle: GenerationHandle, *, keepalive_s: float = 10.0) -> Iterator[t
                 kind, data = fields["event"], json.loads(fields["data"])
                 if kind == "queued":
                     continue
-                if kind == "start":
+                if kind == "accepted":  # a worker took it (loading a model may follow, outside the queue wait)
                     started_at = time.monotonic()
-                    data["queued_s"] = round(max(0.0, started_at - handle.started - data.get("load_s", 0.0)), 6)
+                    continue
+                if kind == "start":
+                    data["queued_s"] = round((started_at or time.monotonic()) - handle.started, 6)
                 yield kind, data
                 if kind in ("done", "error"):
                     finished = True

@@ -114,6 +114,7 @@ def generate_text(request_id: str, model_id: int, prompt: str, sampling: dict[st
 def _generate(out: _Publisher, request_id: str, model_id: int, prompt: str, sampling: dict[str, Any]) -> None:
     if out.redis.exists(out.cancel_key):  # the reader left while this waited in the queue
         return
+    out.send("accepted", {})
     model = ZooModel.objects.filter(pk=model_id).first()
     if model is None:
         out.send("error", {"detail": f"zoo model {model_id} no longer exists", "status": 404})
