@@ -210,6 +210,10 @@ class _GenerateBase(APIView):
     def _start(self, request, pk: int) -> generation.GenerationHandle:
         model = get_object_or_404(visible(ZooModel, request.user), pk=pk)
         body = GenerateSerializer(data=request.data)
+        unknown = sorted(set(request.data) - set(body.fields)) if hasattr(request.data, "keys") else []
+        if unknown:  # a misspelt setting (max_tokens) must not be ignored silently
+            raise ValidationError({name: [f"unknown field; the fields are: {', '.join(body.fields)}"]
+                                   for name in unknown})
         body.is_valid(raise_exception=True)
         data = dict(body.validated_data)
         prompt = data.pop("prompt")

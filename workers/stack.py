@@ -45,6 +45,19 @@ def _stop(procs: list[tuple[str, subprocess.Popen]], timeout_s: float = 15.0) ->
                 pass
 
 
+def _write_stack_env(var_dir: Path, env: dict[str, str]) -> Path:
+    """var/stack.env: what `manage.py` in another terminal needs to reach this stack (its embedded Redis has a port of
+    its own); manage.py reads it while this process lives. Owner-only: DATABASE_URL may hold a password."""
+    var_dir.mkdir(parents=True, exist_ok=True)
+    path = var_dir / "stack.env"
+    keys = ("DEBUG", "REDIS_URL", "DATABASE_URL", "LTS_DEVICE", "LTS_VAR_DIR")
+    lines = [f"LTS_STACK_PID={os.getpid()}", *(f"{k}={env[k]}" for k in keys if env.get(k))]
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    return path
+
+
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
@@ -64,8 +77,10 @@ def main() -> int:
         redis = EmbeddedRedis().start()
         env["REDIS_URL"] = redis.url
         print(f"[lts] embedded Redis on {redis.url}", flush=True)
-    sqlite = Path(env.get("LTS_VAR_DIR") or ROOT / "var") / "db.sqlite3"
-    print(f"[lts] database: {env.get('DATABASE_URL') or f'SQLite in {sqlite}'}", flush=True)
+    var_dir = Path(env.get("LTS_VAR_DIR") or ROOT / "var")
+    database = env.get("DATABASE_URL") or f"SQLite in {var_dir / 'db.sqlite3'}"
+    print(f"[lts] database: {database}", flush=True)
+    stack_env = _write_stack_env(var_dir, env)
 
     python = str(BIN / "python")
     manage = [python, str(ROOT / "manage.py")]
@@ -110,6 +125,7 @@ def main() -> int:
         _stop(procs)
         if redis:
             redis.stop()
+        stack_env.unlink(missing_ok=True)
 
 
 if __name__ == "__main__":

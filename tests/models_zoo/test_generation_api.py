@@ -98,6 +98,7 @@ def test_seeded_sampling_repeats_through_the_api(generator, api_client, actors, 
     ({"prompt": "x", "greedy": "perhaps"}, "greedy"),
     ({"prompt": "x", "seed": -3}, "seed"),
     ({"prompt": PROMPT, "max_new_tokens": 62}, "max_new_tokens"),  # beyond the model's 64 positions
+    ({"prompt": "x", "max_tokens": 5}, "max_tokens"),  # misspelt: not ignored
 ])
 @pytest.mark.parametrize("stream", [False, True])
 def test_bad_input_is_a_400_with_field_messages(api_client, actors, zoo_model, body, field, stream):
