@@ -14,8 +14,6 @@ import http.client
 import itertools
 import os
 import random
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -27,7 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import free_port, fresh_postgres, machine  # noqa: E402
+from bench.common import free_port, fresh_postgres, machine, start_gunicorn, stop  # noqa: E402
 
 
 
@@ -149,18 +147,8 @@ def bench_http(args) -> None:
     job_id, token, revision = _seed(args.candidates)
     print(f"seeded {args.candidates:,} candidates in {time.monotonic() - t0:.1f} s", flush=True)
     port = free_port()
-    server = subprocess.Popen(
-        [str(Path(sys.executable).parent / "gunicorn"), "lts_web.wsgi", "--bind", f"127.0.0.1:{port}",
-         "--worker-class", "gthread", "--workers", str(args.workers), "--threads", str(args.threads),
-         "--log-level", "warning"], cwd=ROOT, env={**os.environ, **env}, start_new_session=True)
+    server = start_gunicorn(port, {**os.environ, **env}, workers=args.workers, threads=args.threads)
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.2)
         n = args.candidates
         paths = [
             ("candidates list (page of 100)", lambda: f"/api/v1/candidates/?job={job_id}&limit=100"
@@ -187,8 +175,7 @@ def bench_http(args) -> None:
         for t in threads:
             t.join()
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(20)
+        stop(server)
         if redis:
             redis.stop()
     total = sum(len(results.get(name, [])) for name, _ in paths)
@@ -248,9 +235,7 @@ def bench_orchestration(args) -> None:
             job.refresh_from_db()
     finally:
         for p in procs:
-            os.killpg(p.pid, signal.SIGTERM)
-        for p in procs:
-            p.wait(30)
+            stop(p)
         if redis:
             redis.stop()
     rows = list(job.candidates.select_related("measurement"))

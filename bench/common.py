@@ -1,10 +1,18 @@
-"""Helpers shared by the bench scripts: a free port, a line describing the machine, a fresh PostgreSQL database."""
+"""Helpers shared by the bench scripts: a free port, gunicorn started and stopped, a line describing the machine, a
+fresh PostgreSQL database."""
 from __future__ import annotations
 
 import os
 import platform
+import signal
 import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def free_port() -> int:
@@ -28,3 +36,28 @@ def fresh_postgres(url: str, name: str) -> str:
         conn.execute(f"DROP DATABASE IF EXISTS {name}")
         conn.execute(f"CREATE DATABASE {name}")
     return urlunsplit(parts._replace(path=f"/{name}"))
+
+
+def start_gunicorn(port: int, env: dict[str, str], *, workers: int, threads: int) -> subprocess.Popen:
+    """lts_web on 127.0.0.1:port (gthread), in a process group of its own; returns once it accepts connections."""
+    server = subprocess.Popen(
+        [str(Path(sys.executable).parent / "gunicorn"), "lts_web.wsgi", "--bind", f"127.0.0.1:{port}",
+         "--worker-class", "gthread", "--workers", str(workers), "--threads", str(threads), "--log-level", "warning"],
+        cwd=ROOT, env=env, start_new_session=True)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return server
+        except OSError:
+            if server.poll() is not None or time.monotonic() > deadline:
+                stop(server)
+                raise RuntimeError(f"gunicorn did not start on port {port}") from None
+            time.sleep(0.2)
+
+
+def stop(proc: subprocess.Popen, timeout_s: float = 30) -> None:
+    """SIGTERM to the process group a bench script started, then wait for it."""
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+    proc.wait(timeout_s)

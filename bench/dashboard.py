@@ -20,10 +20,7 @@ import json
 import os
 import random
 import shutil
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -34,7 +31,7 @@ from urllib.parse import urlsplit
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import free_port, fresh_postgres, machine  # noqa: E402
+from bench.common import free_port, fresh_postgres, machine, start_gunicorn, stop  # noqa: E402
 
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--no-first-run", "--disable-sync"]
@@ -221,21 +218,11 @@ def main() -> None:
     print(f"seeded {', '.join(f'{s:,}' for s in sizes)} candidates in {time.monotonic() - t0:.1f} s", flush=True)
     call_command("collectstatic", "--noinput", verbosity=0)
     port = free_port()
-    server = subprocess.Popen(
-        [str(Path(sys.executable).parent / "gunicorn"), "lts_web.wsgi", "--bind", f"127.0.0.1:{port}",
-         "--worker-class", "gthread", "--workers", "2", "--threads", "4", "--log-level", "warning"],
-        cwd=ROOT, env=os.environ.copy(), start_new_session=True)
+    server = start_gunicorn(port, os.environ.copy(), workers=2, threads=4)
     from playwright.sync_api import sync_playwright
 
     results = {}
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.2)
         load = os.getloadavg()[0]
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
@@ -258,8 +245,7 @@ def main() -> None:
             browser.close()
         poll = _live_poll(port, token, jobs[max(sizes)], args.changes)
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(20)
+        stop(server)
         if redis:
             redis.stop()
         shutil.rmtree(var, ignore_errors=True)  # the SQLite file of 100,000 candidates and the collected statics

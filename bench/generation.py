@@ -15,8 +15,6 @@ import argparse
 import http.client
 import json
 import os
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -27,7 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import free_port, machine  # noqa: E402
+from bench.common import free_port, machine, start_gunicorn, stop  # noqa: E402
 
 BPE = ROOT.parent / "shared" / "data" / "gpt2-bpe"
 MODELS = {  # name -> architecture (the 16M one is the example: 16,042,240 non-embedding parameters)
@@ -166,24 +164,11 @@ def main() -> None:
 
     port = free_port()
     bin_ = Path(sys.executable).parent
-    procs = [
-        subprocess.Popen([str(bin_ / "celery"), "-A", "lts_web", "worker", "-Q", "generate", "--concurrency", "1",
-                          "-n", "bench-gen@%h", "-l", "WARNING", "--without-gossip", "--without-mingle"],
-                         cwd=ROOT, env=env, start_new_session=True),
-        subprocess.Popen([str(bin_ / "gunicorn"), "lts_web.wsgi", "--bind", f"127.0.0.1:{port}", "--worker-class",
-                          "gthread", "--workers", "1", "--threads", "8", "--log-level", "warning"],
-                         cwd=ROOT, env=env, start_new_session=True),
-    ]
+    procs = [subprocess.Popen([str(bin_ / "celery"), "-A", "lts_web", "worker", "-Q", "generate", "--concurrency", "1",
+                               "-n", "bench-gen@%h", "-l", "WARNING", "--without-gossip", "--without-mingle"],
+                              cwd=ROOT, env=env, start_new_session=True)]
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.2)
+        procs.append(start_gunicorn(port, env, workers=1, threads=8))
         rows = []
         for name, model in zoo.items():
             folder = model.folder
@@ -202,9 +187,7 @@ def main() -> None:
                          "tokens": (med(direct, 2), med(play, 2))})
     finally:
         for proc in procs:
-            os.killpg(proc.pid, signal.SIGTERM)
-        for proc in procs:
-            proc.wait(30)
+            stop(proc)
         redis.stop()
 
     print(f"\n`python bench/generation.py --tokens {args.tokens} --repeats {args.repeats} --threads {args.threads}` "

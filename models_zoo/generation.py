@@ -59,7 +59,8 @@ def check_request(model: ZooModel, prompt: Any, sampling: dict[str, Any]) -> Sam
     """Every check that needs no worker, as the worker would make them: settings, the prompt's length in characters
     and tokens, the model's context, a tokenizer in the checkpoint. GenerationError (field -> message). Without an
     explicit max_new_tokens, the default is cut to what the context leaves."""
-    checked = SamplingSettings.from_dict(sampling, limits())
+    caps = limits()
+    checked = SamplingSettings.from_dict(sampling, caps)
     folder = model.folder
     config = folder / "tokenizer_config.json"
     if not config.exists() and not (folder / "tokenizer.json").exists():
@@ -71,7 +72,7 @@ def check_request(model: ZooModel, prompt: Any, sampling: dict[str, Any]) -> Sam
         raise GenerationError({"model": f"{model.name}'s tokenizer cannot be loaded: {exc}"}) from None
     context = int(model.config.get("max_sequence_length") or 0) or 2**31
     explicit = "max_new_tokens" in sampling
-    ids = encode_prompt(tokenizer, prompt, limits(), context, checked.max_new_tokens if explicit else 1)
+    ids = encode_prompt(tokenizer, prompt, caps, context, checked.max_new_tokens if explicit else 1)
     if not explicit and len(ids) + checked.max_new_tokens > context:
         checked = dataclasses.replace(checked, max_new_tokens=context - len(ids))
     return checked

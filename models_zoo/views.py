@@ -71,14 +71,18 @@ def _chart(rows: list[dict[str, Any]], devices: list[str]) -> dict[str, Any]:
     return chart
 
 
-@require_GET
-def zoo_list(request: HttpRequest) -> HttpResponse:
+def _zoo_page(request: HttpRequest, form: ImportForm, status: int = 200) -> HttpResponse:
     models = list(visible(ZooModel, request.user).select_related("owner", "team").order_by("-created_at")[:LIST_LIMIT])
     rows, devices = _zoo_rows(models)
-    teams = list(teams_of(request.user))
-    form = ImportForm(teams=teams, devices=Device.objects.all(), initial={"team": teams[0].pk if teams else None})
     return render(request, "models_zoo/zoo_list.html", {
-        "rows": rows, "devices": devices, "chart": _chart(rows, devices), "import_form": form})
+        "rows": rows, "devices": devices, "chart": _chart(rows, devices), "import_form": form}, status=status)
+
+
+@require_GET
+def zoo_list(request: HttpRequest) -> HttpResponse:
+    teams = list(teams_of(request.user))
+    return _zoo_page(request, ImportForm(teams=teams, devices=Device.objects.all(),
+                                         initial={"team": teams[0].pk if teams else None}))
 
 
 @require_POST
@@ -97,10 +101,7 @@ def zoo_import(request: HttpRequest) -> HttpResponse:
         else:
             messages.success(request, f"Imported {model.name} ({model.archid}).")
             return redirect("zoo-model", pk=model.pk)
-    models = list(visible(ZooModel, request.user).select_related("owner", "team").order_by("-created_at")[:LIST_LIMIT])
-    rows, devices = _zoo_rows(models)
-    return render(request, "models_zoo/zoo_list.html", {
-        "rows": rows, "devices": devices, "chart": _chart(rows, devices), "import_form": form}, status=400)
+    return _zoo_page(request, form, status=400)
 
 
 def _visible_model(request: HttpRequest, pk: int) -> ZooModel:

@@ -113,6 +113,21 @@ def wait_for(predicate, timeout_s: float, interval_s: float = 0.2, message: str 
     raise AssertionError(f"timed out after {timeout_s} s waiting for {message}")
 
 
+def wait_finished(row, timeout_s: float, *workers, interval_s: float = 0.3):
+    """Poll a row with a FINISHED set of statuses (a search, a training run) until it reaches one; on a timeout the
+    workers' logs are printed before the failure."""
+    def finished():
+        row.refresh_from_db()
+        return row.status in type(row).FINISHED
+    try:
+        wait_for(finished, timeout_s, interval_s=interval_s, message=f"{type(row).__name__} {row.pk} to finish")
+    except AssertionError:
+        for worker in workers:
+            print(worker.output()[-4000:])
+        raise
+    return row
+
+
 @pytest.fixture(autouse=True)
 def _empty_cache():
     """Database ids repeat between tests (rolled back): a cached frontier of one test must not leak into another."""

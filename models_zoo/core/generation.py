@@ -70,22 +70,22 @@ class SamplingSettings:
         values: dict[str, Any] = {}
         defaults = cls()
 
-        def number(name: str, kind: type, low: float, high: float | None, *, low_open: bool = False) -> None:
+        def number(name: str, kind: type, low: float, high: float | None, *, low_open: bool = False,
+                   too_high: str = "") -> None:
             raw = data.get(name, getattr(defaults, name))
             if isinstance(raw, bool) or not isinstance(raw, (int, float)) or (kind is int and not float(raw).is_integer()):
                 errors[name] = f"must be {'an integer' if kind is int else 'a number'}"
                 return
             value = kind(raw)
-            if not math.isfinite(value) or value < low or (low_open and value == low) or (high is not None and value > high):
-                bound = f"{'>' if low_open else '>='} {low}" + (f" and <= {high}" if high is not None else "")
-                errors[name] = f"must be {bound}"
-                return
-            values[name] = value
+            if too_high and high is not None and value > high:
+                errors[name] = too_high
+            elif not math.isfinite(value) or value < low or (low_open and value == low) or (high is not None and value > high):
+                errors[name] = f"must be {'>' if low_open else '>='} {low}" + (f" and <= {high}" if high is not None else "")
+            else:
+                values[name] = value
 
-        number("max_new_tokens", int, 1, limits.max_new_tokens)
-        if "max_new_tokens" in errors and isinstance(data.get("max_new_tokens"), int) \
-                and data["max_new_tokens"] > limits.max_new_tokens:
-            errors["max_new_tokens"] = f"at most {limits.max_new_tokens} (this server's limit, LTS_GENERATE_MAX_NEW_TOKENS)"
+        number("max_new_tokens", int, 1, limits.max_new_tokens,
+               too_high=f"at most {limits.max_new_tokens} (this server's limit, LTS_GENERATE_MAX_NEW_TOKENS)")
         number("temperature", float, 0.0, 100.0, low_open=True)
         number("top_k", int, 0, 100_000)  # 0: no top-k filter
         number("top_p", float, 0.0, 1.0, low_open=True)

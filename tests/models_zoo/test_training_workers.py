@@ -12,7 +12,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from models_zoo import services
 from models_zoo.models import TrainingRun
-from tests.conftest import wait_for
+from tests.conftest import wait_finished, wait_for
 from tests.models_zoo.conftest import FAST_CONFIG, TINY_ARCH
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
@@ -28,17 +28,6 @@ def _env(roots) -> dict[str, str]:
     return {**FAST_RECOVERY, "LTS_DATA_ROOT": str(data), "LTS_ARTIFACT_ROOT": str(artifacts)}
 
 
-def _wait_finished(run: TrainingRun, timeout_s: float, *workers) -> TrainingRun:
-    def finished():
-        run.refresh_from_db()
-        return run.status in TrainingRun.FINISHED
-    try:
-        wait_for(finished, timeout_s, interval_s=0.3, message=f"training run {run.pk} to finish")
-    except AssertionError:
-        for w in workers:
-            print(w.output()[-4000:])
-        raise
-    return run
 
 
 def test_lts_train_runs_on_a_train_worker_and_the_zoo_model_generates(start_worker, actors, corpus, roots):
@@ -82,7 +71,7 @@ def test_sigkill_of_the_training_worker_resumes_from_the_checkpoint_on_a_new_wor
     second = start_worker(["train"], env=_env(roots))
     # The reaper finds the silent run (no beat for 4 s) and re-queues it; the new worker claims it and resumes.
     wait_for(lambda: services.do_reap_training()["requeued"], 30, interval_s=0.5, message="the reaper to re-queue")
-    _wait_finished(run, 180, second)
+    wait_finished(run, 180, second)
     assert run.status == "completed", (run.error, second.output()[-3000:])
     assert run.step == run.total_steps == 300 and run.tokens_seen == 300 * 8 * 32
     assert run.attempts == 2 and run.claimed_by != "" and run.zoo_model is not None

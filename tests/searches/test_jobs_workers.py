@@ -10,7 +10,7 @@ from django.core.management import call_command
 
 from searches import services
 from searches.models import Candidate, Device, Measurement, SearchJob
-from tests.conftest import wait_for
+from tests.conftest import wait_finished, wait_for
 from tests.searches.factories import spec
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
@@ -38,17 +38,6 @@ def _pareto(job: SearchJob) -> set[str]:
     return set(job.candidates.filter(is_pareto=True).values_list("archid", flat=True))
 
 
-def _wait_done(job: SearchJob, timeout_s: float, *workers) -> SearchJob:
-    def finished():
-        job.refresh_from_db()
-        return job.status in SearchJob.FINISHED
-    try:
-        wait_for(finished, timeout_s, interval_s=0.5, message=f"search {job.pk} to finish")
-    except AssertionError:
-        for w in workers:
-            print(w.output()[-4000:])
-        raise
-    return job
 
 
 def test_lts_search_runs_a_tiny_search_to_completion_with_real_profiling(start_worker, actors, tmp_path):
@@ -89,7 +78,7 @@ def test_sigkill_of_the_profiling_worker_mid_job_loses_and_repeats_nothing(start
     interrupted = Measurement.objects.get(device__name=name, status="running").pk
     first.kill()
     second = _start_profiler(start_worker, name)
-    _wait_done(job, 240, second)
+    wait_finished(job, 240, second)
     assert job.status == "completed", job.error
 
     candidates = list(job.candidates.select_related("measurement"))
@@ -103,7 +92,7 @@ def test_sigkill_of_the_profiling_worker_mid_job_loses_and_repeats_nothing(start
 
     # The same search, uninterrupted, on the values now cached: the same architectures and the same frontier.
     twin = services.do_create_search(owner=actors.alice, team=actors.acme, name="twin", spec=job_spec)
-    _wait_done(twin, 120)
+    wait_finished(twin, 120)
     assert _evaluated(twin) == _evaluated(job)
     assert _pareto(twin) == _pareto(job)
     assert measurements.count() == len(candidates)
@@ -119,11 +108,11 @@ def test_two_control_workers_on_one_job_create_no_duplicates(start_worker, actor
     job = services.do_create_search(owner=actors.alice, team=actors.acme, name="busy", spec=job_spec)
     for _ in range(20):  # a storm of duplicate steps, as redeliveries and notifications might cause
         advance_search.delay(job.pk)
-    _wait_done(job, 240, *workers)
+    wait_finished(job, 240, *workers)
     assert job.status == "completed", job.error
     archids = _evaluated(job)
     assert len(archids) == len(set(archids)) == Candidate.objects.filter(job=job).count()
     assert job.generation == 3
     twin = services.do_create_search(owner=actors.bob, team=actors.acme, name="calm", spec=job_spec)
-    _wait_done(twin, 120)
+    wait_finished(twin, 120)
     assert _evaluated(twin) == archids and _pareto(twin) == _pareto(job)

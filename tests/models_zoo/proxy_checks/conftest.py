@@ -1,10 +1,8 @@
-"""Fixtures of the proxy-check web tests: the model-zoo ones (confined roots, a corpus the test writes, recorded
-training messages, a registered dataset) and a space of tiny architectures."""
+"""Fixtures of the proxy-check web tests (the model-zoo ones come from tests/models_zoo/conftest.py): a space of tiny
+architectures and a check created with it."""
 from __future__ import annotations
 
 import pytest
-
-from tests.models_zoo.conftest import _fast_passwords, corpus, dataset, one_thread, roots, sent  # noqa: F401
 
 # 2 * 3 * 2 = 12 architectures of 1,664 to 34,560 non-embedding parameters: a run of 2 steps takes ~0.1 s.
 TINY_SPACE = {"n_layer": [1, 2], "d_model": [16, 32, 64], "d_inner": [32, 64], "n_head": [2], "max_sequence_length": 64}
