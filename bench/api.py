@@ -227,6 +227,9 @@ def bench_orchestration(args) -> None:
     try:
         while not Device.objects.filter(name="bench-local").exists():
             time.sleep(0.2)
+        from workers.tasks import ping
+
+        ping.delay().get(timeout=120)  # the control worker is up too: its start-up is not orchestration
         spec = normalize_spec({"preset": "tiny", "device": "bench-local", "budget": {"generations": args.generations},
                                "seed": args.seed})
         job = services.do_create_search(owner=user, team=team, name="overhead", spec=spec)
