@@ -1,5 +1,5 @@
 """Helpers shared by the bench scripts: a free port, gunicorn started and stopped, a line describing the machine, a
-fresh PostgreSQL database."""
+fresh PostgreSQL database, waiting for a quiet machine."""
 from __future__ import annotations
 
 import os
@@ -61,3 +61,23 @@ def stop(proc: subprocess.Popen, timeout_s: float = 30) -> None:
     if proc.poll() is None:
         os.killpg(proc.pid, signal.SIGTERM)
     proc.wait(timeout_s)
+
+
+def busy_cores(seconds: float) -> float:
+    """Cores busy (all processes) over the next ``seconds``, from /proc/stat."""
+    def ticks() -> list[int]:
+        with open("/proc/stat") as fh:
+            return [int(v) for v in fh.readline().split()[1:]]
+
+    before = ticks()
+    time.sleep(seconds)
+    delta = [b - a for a, b in zip(before, ticks())]
+    return (delta[0] + delta[1] + delta[2] + delta[5] + delta[6]) / os.sysconf("SC_CLK_TCK") / seconds
+
+
+def wait_quiet(below: float, max_wait_s: float) -> float:
+    """Wait until the machine is quiet (busy cores < below over 1 s); return the seconds waited."""
+    start = time.monotonic()
+    while busy_cores(1.0) >= below and time.monotonic() - start < max_wait_s:
+        pass
+    return time.monotonic() - start

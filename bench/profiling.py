@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import os
 import shlex
 import statistics
 import sys
@@ -30,6 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.common import wait_quiet  # noqa: E402
 from searches.core.arch import Architecture  # noqa: E402
 from searches.core.profiling import (  # noqa: E402
     ProfileResult,
@@ -64,26 +64,6 @@ def spearman(x: list[float], y: list[float]) -> float:
 
 def rel_diff(a: float, b: float) -> float:
     return abs(a - b) / ((a + b) / 2)
-
-
-def busy_cores(seconds: float) -> float:
-    """Cores busy (all processes) over the next ``seconds``, from /proc/stat."""
-    def ticks() -> list[int]:
-        with open("/proc/stat") as fh:
-            return [int(v) for v in fh.readline().split()[1:]]
-
-    before = ticks()
-    time.sleep(seconds)
-    delta = [b - a for a, b in zip(before, ticks())]
-    return (delta[0] + delta[1] + delta[2] + delta[5] + delta[6]) / os.sysconf("SC_CLK_TCK") / seconds
-
-
-def wait_quiet(below: float, max_wait_s: float) -> float:
-    """Wait until the machine is quiet (busy cores < below over 1 s); return the seconds waited."""
-    start = time.monotonic()
-    while busy_cores(1.0) >= below and time.monotonic() - start < max_wait_s:
-        pass
-    return time.monotonic() - start
 
 
 def run(archs: list[Architecture], passes: int, backends: tuple[str, ...], quiet_below: float,

@@ -151,6 +151,12 @@ def test_submit_watch_and_open_a_candidate(live_server, actors, profiling_device
     assert page.locator("#live").inner_text() == ""  # polling stopped
     hv_points = page.evaluate("document.getElementById('chart-hv').dataset.points")
     assert hv_points == str(len(job.hypervolumes)) == "2"
+    # the 3-D view is drawn when shown, and the choice is remembered in this browser
+    three = page.locator("#chart-3d")
+    assert not three.is_visible() and three.get_attribute("data-points") == "0"
+    page.check("#show-3d")
+    page.wait_for_function(f"Number(document.getElementById('chart-3d').dataset.points) === {measured}")
+    assert three.is_visible() and page.locator("#chart-3d .gl-container canvas").count() >= 1
     _shot(page, "search-detail-light")
 
     dark = browser.new_context(viewport={"width": 1400, "height": 1000}, color_scheme="dark",
@@ -158,6 +164,8 @@ def test_submit_watch_and_open_a_candidate(live_server, actors, profiling_device
     dark_page = dark.new_page()
     dark_page.goto(page.url)
     dark_page.wait_for_function(f"Number(document.getElementById('chart-frontier').dataset.points) === {measured}")
+    dark_page.wait_for_function(f"Number(document.getElementById('chart-3d').dataset.points) === {measured}")
+    assert dark_page.is_checked("#show-3d")
     _shot(dark_page, "search-detail-dark")
     dark.close()
 

@@ -3,6 +3,7 @@ team dashboard, the new-search form's error containers, and the columnar points 
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 from django.contrib.staticfiles import finders
@@ -119,20 +120,44 @@ def test_detail_page_wires_the_live_view(client, actors, finished_job):
     page = _get(client, actors.bob, f"/searches/{finished_job.pk}/").content.decode()
     for chart in ("chart-frontier", "chart-3d", "chart-hv"):
         assert f'id="{chart}"' in page
-    assert "/static/plotly/plotly.min.js" in page and "/static/searches/detail.js" in page
+    assert "/static/plotly/plotly-lts.min.js" in page and "/static/searches/detail.js" in page
     assert f"/api/v1/searches/{finished_job.pk}/export.csv/" in page
     assert f"/api/v1/searches/{finished_job.pk}/export.json/" in page
     assert f'"points": "/api/v1/searches/{finished_job.pk}/points/"' in page
 
 
 def test_plotly_is_served_by_the_project():
-    path = finders.find("plotly/plotly.min.js")
-    assert path and open(path, encoding="utf-8").read(200).startswith("/**\n* plotly.js")
+    path = finders.find("plotly/plotly-lts.min.js")
+    assert path and open(path, encoding="utf-8").read(200).startswith("/**\n* plotly.js v4.1.1, custom bundle")
+
+
+def test_the_plotly_bundle_holds_every_trace_type_the_pages_draw():
+    """The bundle registers scatter, scattergl and scatter3d only: a page drawing another type would show nothing."""
+    import plotly.graph_objects as go
+    from plotly.basedatatypes import BaseTraceType
+
+    trace_types = {name.lower() for name in dir(go)  # dir: graph_objects loads its classes lazily
+                   if isinstance(getattr(go, name), type) and issubclass(getattr(go, name), BaseTraceType)}
+    root = Path(__file__).resolve().parents[2]
+    entry = (root / "lts_web/frontend/plotly/entry.js").read_text()
+    bundled = {"scatter"} | set(re.findall(r"require\('plotly\.js/lib/(\w+)'\)", entry)) - {"core"}
+    assert bundled == {"scatter", "scattergl", "scatter3d"}
+    drawn = set()  # every quoted trace-type name in the pages' own scripts and templates that call Plotly
+    sources = [path for app in ("lts_web", "searches", "models_zoo") for pattern in ("**/*.js", "**/*.html")
+               for path in (root / app).glob(pattern) if "node_modules" not in path.parts]
+    for source in sources:
+        if source.name.endswith(".min.js"):
+            continue
+        text = source.read_text()
+        if "Plotly." in text:
+            drawn |= set(re.findall(r"[\"'`](\w+)[\"'`]", text)) & trace_types
+    assert {"scatter", "scattergl", "scatter3d"} <= drawn  # the scan does find the search page's traces
+    assert drawn <= bundled, f"pages draw {sorted(drawn - bundled)}: add them to lts_web/frontend/plotly/entry.js"
 
 
 def test_static_assets_are_served(client, actors):
     client.force_login(actors.bob)
-    for path in ("/static/plotly/plotly.min.js", "/static/searches/detail.js", "/static/searches/new.js",
+    for path in ("/static/plotly/plotly-lts.min.js", "/static/searches/detail.js", "/static/searches/new.js",
                  "/static/searches/common.js", "/static/lts_web/style.css"):
         response = client.get(path)
         assert response.status_code == 200, path

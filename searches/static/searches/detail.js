@@ -259,29 +259,39 @@
     ? window.requestIdleCallback(() => resolve(), { timeout: 500 }) : setTimeout(resolve, 50)));
   let firstDrawn = false;
 
-  /** The 2-D frontier views and the hypervolume first, then the table, then (when the page is idle) the 3-D view:
-   *  it costs as much as the rest together in software WebGL. The first time, window.LTS_CHARTS_2D_MS (2-D charts and
-   *  hypervolume) and LTS_FIRST_DRAW_MS (every chart) are stamped for bench/dashboard.py and the browser test:
-   *  milliseconds since navigation start, once the frame after the drawing has begun. */
+  const shownCount = (g) => g.pareto.length + g.feasible.length + g.infeasible.length;
+
+  async function draw(key, g) {
+    const chart = charts[key];
+    if (!chart) return;
+    const { data, targets } = key === "three" ? traces3d(g) : tracesFrontier(g);
+    const layout = key === "three" ? layout3d(chart.title) : layoutFrontier(chart.node);
+    chart.node._ltsTargets = targets;
+    await Plotly.react(chart.node, data, layout, plotConfig);
+    if (!chart.pointer) {
+      attachPointer(chart.node);
+      chart.pointer = true;
+    }
+    chart.node.dataset.points = String(shownCount(g));
+    performance.mark(`lts:drawn-${key}`);
+  }
+
+  /** The 3-D view, then the next frame; the first time, window.LTS_3D_MS (ms since navigation start) for the bench. */
+  async function drawThree(g) {
+    await draw("three", g);
+    await nextFrame();
+    if (window.LTS_3D_MS === undefined) window.LTS_3D_MS = performance.now();
+  }
+
+  /** The 2-D frontier views and the hypervolume first, then the table, then (when the page is idle) the 3-D view if
+   *  it is shown: it costs as much as the rest together in software WebGL. The first time, window.LTS_CHARTS_2D_MS
+   *  (2-D charts and hypervolume) and LTS_FIRST_DRAW_MS (every chart shown) are stamped for bench/dashboard.py and
+   *  the browser test: milliseconds since navigation start, once the frame after the drawing has begun. */
   async function drawCharts() {
     performance.mark("lts:draw-start");
     const g = groups();
-    const shown = g.pareto.length + g.feasible.length + g.infeasible.length;
-    const draw = async (key) => {
-      const chart = charts[key];
-      if (!chart) return;
-      const { data, targets } = key === "three" ? traces3d(g) : tracesFrontier(g);
-      const layout = key === "three" ? layout3d(chart.title) : layoutFrontier(chart.node);
-      chart.node._ltsTargets = targets;
-      await Plotly.react(chart.node, data, layout, plotConfig);
-      if (!chart.pointer) {
-        attachPointer(chart.node);
-        chart.pointer = true;
-      }
-      chart.node.dataset.points = String(shown);
-      performance.mark(`lts:drawn-${key}`);
-    };
-    await draw("frontier");
+    const shown = shownCount(g);
+    await draw("frontier", g);
     await drawHypervolume();
     await nextFrame();
     if (!firstDrawn) window.LTS_CHARTS_2D_MS = performance.now();
@@ -291,9 +301,12 @@
         `${LTS.int(g.pareto.length)} on the frontier`;
     }
     renderTable();
-    await idle();
-    await draw("three");
-    await nextFrame();
+    performance.mark("lts:table");
+    if (show3d) {
+      await idle();
+      performance.mark("lts:idle");
+      await drawThree(g);
+    }
     if (!firstDrawn) {
       firstDrawn = true;
       window.LTS_FIRST_DRAW_MS = performance.now();
@@ -320,16 +333,44 @@
   // One drawing at a time, spanning frames; changes that arrive meanwhile are drawn right after it, once.
   let drawing = false;
   let dirty = false;
-  function scheduleDraw() {
-    dirty = true;
-    if (drawing) return;
+  function scheduleDraw(first = null) {
+    dirty = dirty || !first;
+    if (drawing) {
+      dirty = true;
+      return;
+    }
     drawing = true;
     requestAnimationFrame(async () => {
+      if (first) await first();
       while (dirty) {
         dirty = false;
         await drawCharts();
       }
       drawing = false;
+    });
+  }
+
+  // The 3-D view is drawn only while shown (a choice remembered in this browser): without a GPU it costs about a
+  // second of the page's first load; turning it on draws just that chart.
+  const SHOW_3D_KEY = "lts.searches.show3d";
+  const toggle3d = document.getElementById("show-3d");
+  let show3d = false;
+  if (toggle3d && charts.three) {
+    try {
+      show3d = localStorage.getItem(SHOW_3D_KEY) === "1";
+    } catch (err) { /* storage blocked: off */ }
+    const apply = () => {
+      toggle3d.checked = show3d;
+      charts.three.node.closest(".chart").hidden = !show3d;
+    };
+    apply();
+    toggle3d.addEventListener("change", () => {
+      show3d = toggle3d.checked;
+      try {
+        localStorage.setItem(SHOW_3D_KEY, show3d ? "1" : "0");
+      } catch (err) { /* storage blocked: this page only */ }
+      apply();
+      if (show3d && store.n) scheduleDraw(() => drawThree(groups()));
     });
   }
 
