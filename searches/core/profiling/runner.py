@@ -21,12 +21,13 @@ from .stats import LatencyStats
 __all__ = ["ProfileResult", "ProfilingError", "profile"]
 
 # Imported once by the forkserver and inherited by every child: ~4 s of imports (modeling_gpt2 alone takes 2 s) that
-# each measurement would otherwise pay. Imports only: running torch ops there would start thread pools before fork.
+# each measurement would otherwise pay, and the ONNX exporter's op registry (export_registry: 0.5-0.9 s an export).
+# Imports only: running torch ops there would start thread pools before fork.
 # multiprocessing skips a name that fails to import.
 _PRELOAD = [
     "torch", "transformers", "transformers.models.gpt2.modeling_gpt2", "onnxruntime", "onnx", "onnxscript",
     "onnxscript.function_libs.torch_lib.ops", "torch.onnx._internal.exporter._core", "searches.core.arch",
-    "searches.core.profiling.child",
+    "searches.core.profiling.child", "searches.core.profiling.export_registry",
 ]
 _KILL_GRACE_S = 5.0
 _context_lock = threading.Lock()
