@@ -33,12 +33,26 @@ from urllib.parse import urlsplit
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import free_port, fresh_postgres, machine, start_gunicorn, stop, wait_quiet  # noqa: E402
+from bench.common import (  # noqa: E402
+    free_port,
+    fresh_postgres,
+    host_probe_line,
+    machine,
+    start_gunicorn,
+    stop,
+    wait_quiet,
+)
 
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--no-first-run", "--disable-sync"]
 PER_GENERATION = 100  # candidates per generation: 100,000 candidates are 1,000 generations
 QUIET_BELOW, MAX_WAIT_S = 0.3, 30.0  # each page load waits (up to 30 s) until the machine's busy cores fall below 0.3
+# ... and, unless --any-host-speed, until a host probe is within 10% of the fastest seen (bench/common.py)
+FAST_HOST: float | None = 0.10
+
+
+def settle() -> float:
+    return wait_quiet(QUIET_BELOW, MAX_WAIT_S, fast_host=FAST_HOST)
 
 
 
@@ -158,7 +172,7 @@ def _page_timings(browser, url: str, session: str, repeats: int) -> dict[str, li
     host = urlsplit(url).hostname
     draw = "() => window.LTS_FIRST_DRAW_MS !== undefined"
     for _ in range(repeats):
-        wait_quiet(QUIET_BELOW, MAX_WAIT_S)
+        settle()
         context = browser.new_context(viewport={"width": 1400, "height": 1000})
         context.add_cookies([{"name": "sessionid", "value": session, "domain": host, "path": "/"}])
         page = context.new_page()
@@ -168,7 +182,7 @@ def _page_timings(browser, url: str, session: str, repeats: int) -> dict[str, li
             if kind == "cold":
                 page.goto(url)
             else:
-                wait_quiet(QUIET_BELOW, MAX_WAIT_S)
+                settle()
                 page.reload()
             page.wait_for_function(draw, timeout=120_000)
             out[kind].append(page.evaluate("window.LTS_FIRST_DRAW_MS"))
@@ -189,7 +203,7 @@ def _page_timings(browser, url: str, session: str, repeats: int) -> dict[str, li
             shown = page.evaluate("document.getElementById('chart-frontier').dataset.points")
             assert int(shown) > 0 and not errors, (shown, errors)
         # then the 3-D view, off by default: from the click on its checkbox until drawn and the next frame begun
-        wait_quiet(QUIET_BELOW, MAX_WAIT_S)
+        settle()
         clicked = page.evaluate("() => { const t = performance.now(); document.getElementById('show-3d').click(); "
                                 "return t; }")
         page.wait_for_function("() => window.LTS_3D_MS !== undefined", timeout=120_000)
@@ -212,7 +226,7 @@ def _bundle_ab(browser, url: str, session: str, repeats: int) -> dict[str, dict[
     out: dict[str, dict[str, list[float]]] = {name: {"scripts": [], "all": []} for name in bundles}
     for i in range(repeats):
         for name in (list(bundles) if i % 2 == 0 else list(bundles)[::-1]):
-            wait_quiet(QUIET_BELOW, MAX_WAIT_S)
+            settle()
             context = browser.new_context(viewport={"width": 1400, "height": 1000})
             context.add_cookies([{"name": "sessionid", "value": session, "domain": host, "path": "/"}])
             target = bundles[name][0]
@@ -239,7 +253,11 @@ def main() -> None:
     parser.add_argument("--changes", type=int, default=5, help="candidates changed before the measured live poll")
     parser.add_argument("--no-bundle-ab", action="store_true",
                         help="skip the cold loads with the plotly wheel's full Plotly.js for comparison")
+    parser.add_argument("--any-host-speed", action="store_true",
+                        help="do not wait for the host's slow phases to pass before each page load")
     args = parser.parse_args()
+    global FAST_HOST
+    FAST_HOST = None if args.any_host_speed else FAST_HOST
     sizes = [int(s) for s in args.sizes.split(",")]
 
     var = tempfile.mkdtemp(prefix="lts-bench-dashboard-")
@@ -317,6 +335,8 @@ def main() -> None:
     print(f"Machine: {machine()} (load average {load:.2f} before the browser runs); database {engine}; "
           f"gunicorn 2 workers x 4 threads, DEBUG off, whitenoise; Chromium {version} headless (SwiftShader WebGL, "
           f"--disable-gpu), Playwright {package_version('playwright')}")
+    print(f"Each load waited for a quiet machine{' and a fast host' if FAST_HOST is not None else ''}: "
+          f"{host_probe_line()}.")
     from django.contrib.staticfiles import finders
 
     bundle_mb = Path(finders.find("plotly/plotly-lts.min.js")).stat().st_size / 1e6

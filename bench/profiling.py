@@ -10,6 +10,9 @@
     median relative difference <= 3%, for latency and for memory;
 (c) torch against onnxruntime latency on the same architectures.
 
+`--without-host-check-too` measures every architecture also with the host-speed check off (host_wait_s=0), right
+after the same architecture with it on: an A/B of that check in one run.
+
 Each pass runs the architectures in order, both backends one after the other per architecture, so slow phases of
 this shared machine hit both backends alike. Before each measurement the script waits (up to --max-wait s) until
 other processes use less than --quiet-below cores, and each result records the cores other processes kept busy
@@ -66,22 +69,55 @@ def rel_diff(a: float, b: float) -> float:
     return abs(a - b) / ((a + b) / 2)
 
 
-def run(archs: list[Architecture], passes: int, backends: tuple[str, ...], quiet_below: float,
+NO_CHECK = " (no host check)"
+
+
+def variants(backends: tuple[str, ...], without_host_check: bool) -> dict[str, ProfileSettings]:
+    """What each column measures: every backend with the defaults and, for the A/B, also without the host check."""
+    out = {b: ProfileSettings(backend=b) for b in backends}
+    if without_host_check:
+        out.update({b + NO_CHECK: ProfileSettings(backend=b, host_wait_s=0) for b in backends})
+    return out
+
+
+def run(archs: list[Architecture], passes: int, settings: dict[str, ProfileSettings], quiet_below: float,
         max_wait_s: float) -> dict[str, list[list[ProfileResult]]]:
-    """results[backend][pass][i]"""
-    results: dict[str, list[list[ProfileResult]]] = {b: [[] for _ in range(passes)] for b in backends}
+    """results[variant][pass][i]; each architecture is measured by every variant in turn, so slow phases of the host
+    hit them alike."""
+    results: dict[str, list[list[ProfileResult]]] = {v: [[] for _ in range(passes)] for v in settings}
     for p in range(passes):
         for i, arch in enumerate(archs):
-            for backend in backends:
+            for variant, s in settings.items():
                 waited = wait_quiet(quiet_below, max_wait_s)
-                r = profile(arch, ProfileSettings(backend=backend))
-                results[backend][p].append(r)
-                print(f"pass {p + 1} arch {i + 1:2d} {backend:11s} {arch.non_embedding_params / 1e6:6.2f}M "
+                r = profile(arch, s)
+                results[variant][p].append(r)
+                host = r.host or {}
+                print(f"pass {p + 1} arch {i + 1:2d} {variant:11s} {arch.non_embedding_params / 1e6:6.2f}M "
                       f"latency {r.latency.median:.3f} s (n={r.latency.n}, ci95 {r.latency.ci95:.1%}) "
                       f"memory {r.peak_memory_mb:6.1f} MB  wall {r.wall_time_s:5.2f} s "
                       f"{ {k: round(v, 2) for k, v in r.phases_s.items()} } background {r.background_cpu} "
+                      f"host {host.get('probe_ms_median')}/{host.get('reference_ms')} ms, "
+                      f"{host.get('discarded_runs')} discarded, {host.get('spent_s')} s "
                       f"(waited {waited:.0f} s)", file=sys.stderr, flush=True)
     return results
+
+
+def host_check_line(results: dict[str, list[list[ProfileResult]]]) -> str:
+    """How often the host-speed check held runs back, per variant that had it."""
+    parts = []
+    for variant, passes in results.items():
+        hosts = [r.host for p in passes for r in p if r.host]
+        if not hosts:
+            continue
+        parts.append(
+            f"{variant}: {sum(h['discarded_runs'] for h in hosts)} timed runs discarded and "
+            f"{sum(h['spent_s'] for h in hosts):.0f} s spent waiting or on them in {len(hosts)} measurements "
+            f"({sum(h['discarded_runs'] > 0 or h['spent_s'] > 0 for h in hosts)} affected, budget spent in "
+            f"{sum(h['budget_spent'] for h in hosts)}); reference probe "
+            f"{min(h['reference_ms'] for h in hosts):.2f} ms, probes' median "
+            f"{statistics.median(h['probe_ms_median'] for h in hosts):.2f} ms")
+    return ("Host-speed check (ProfileSettings.host_tolerance / host_wait_s, defaults "
+            f"{D.host_tolerance:.0%} / {D.host_wait_s:g} s): " + "; ".join(parts) + ".") if parts else ""
 
 
 def other_load(r: ProfileResult) -> float:
@@ -152,7 +188,10 @@ def report(archs: list[Architecture], results: dict[str, list[list[ProfileResult
                 if len(subset) < 3 or (label != "all" and len(subset) == len(pairs)):
                     continue
                 lines.append(f"| {backend} | {label}: {len(subset)} | " + _repeatability(subset) + " |")
-    if len(results) == 2:
+    check = host_check_line(results)
+    if check:
+        lines += ["", check]
+    if {"torch", "onnxruntime"} <= results.keys():
         torch_res, ort_res = results["torch"], results["onnxruntime"]
         lines += ["", "### (c) torch (eager, inference_mode) against onnxruntime: latency and peak memory", "",
                   "Mean of the passes. Memory is what loading and one run add to a fresh process; the reference "
@@ -207,6 +246,8 @@ def main() -> None:
                         help="every ProfileResult, for further analysis")
     parser.add_argument("--quiet-below", type=float, default=0.3, help="wait until other processes use fewer cores")
     parser.add_argument("--max-wait", type=float, default=300.0, help="seconds to wait for quiet per measurement")
+    parser.add_argument("--without-host-check-too", action="store_true",
+                        help="A/B: also measure every architecture with the host-speed check off (host_wait_s=0)")
     args = parser.parse_args()
     specs = QUICK if args.quick else ARCHS[: args.archs]
     passes = 1 if args.quick else args.passes
@@ -220,7 +261,7 @@ def main() -> None:
     profile(Architecture(1, 128, 128, 2, vocab_size=1000, max_sequence_length=64),
             ProfileSettings(seq_len=64, min_repeats=2, max_seconds=0.1))
     first_call_s = time.perf_counter() - t0
-    results = run(archs, passes, backends, args.quiet_below, args.max_wait)
+    results = run(archs, passes, variants(backends, args.without_host_check_too), args.quiet_below, args.max_wait)
     text = report(archs, results, min(10, len(archs)), command, started, args.quiet_below, first_call_s)
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(text)

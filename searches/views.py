@@ -34,7 +34,7 @@ SPACE_FIELDS = ("n_layer", "d_model", "d_inner", "n_head", "vocab_size", "max_se
 PARAM_FIELDS = ("init_population", "mutations_per_parent", "num_crossovers", "num_random_mix", "max_unseen",
                 "mutation_prob")
 PROFILING_FIELDS = ("backend", "batch_size", "seq_len", "threads", "mode", "dtype", "device", "warmup",
-                    "rel_tolerance", "min_repeats", "max_repeats", "max_seconds")
+                    "rel_tolerance", "min_repeats", "max_repeats", "max_seconds", "host_tolerance", "host_wait_s")
 
 
 def _significant(value: float) -> str:

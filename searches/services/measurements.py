@@ -116,7 +116,7 @@ def do_save_measurement(measurement_id: int, worker: str, result: ProfileResult)
                 "device": result.device, "versions": result.versions, "settings": result.settings,
                 "memory_method": result.memory_method, "phases_s": result.phases_s, "measured_at": result.measured_at,
                 "latency_ci95": latency.ci95, "latency_stopped_by": latency.stopped_by,
-                "latency_samples": list(latency.samples),
+                "latency_samples": list(latency.samples), "host": result.host,
             },
         )
     )

@@ -16,7 +16,7 @@ from searches.models import Device, Measurement
 from tests.conftest import wait_for
 
 TINY = Architecture(n_layer=1, d_model=32, d_inner=64, n_head=2, vocab_size=256, max_sequence_length=64)
-SMALL_SETTINGS = ProfileSettings(seq_len=32, max_seconds=0.3, max_repeats=5)
+SMALL_SETTINGS = ProfileSettings(seq_len=32, max_seconds=0.3, max_repeats=5, host_wait_s=1.0)
 
 
 @pytest.fixture
@@ -145,6 +145,7 @@ def test_profiling_worker_registers_its_device_and_measures_from_its_queue(start
     assert m.latency_median_s > 0 and m.peak_memory_mb > 0 and m.latency_n >= 3
     assert m.claimed_by and m.attempts == 1
     assert m.details["device"]["cpu_cores_logical"] >= 1 and "torch" in m.details["versions"]
+    assert m.details["host"]["wait_s"] == 1.0 and m.details["host"]["probes"] >= m.latency_n + 1
     # The same key again: served from the cache, nothing dispatched.
     again = services.do_request_measurement(TINY, Device.objects.get(name=name), SMALL_SETTINGS)
     assert again.cached and not again.dispatched and again.measurement.status == "done"

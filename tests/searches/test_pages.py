@@ -232,7 +232,7 @@ API_ERROR_KEYS = ["name", "team", "preset", "space", "space.n_layer", "space.d_m
                   "constraints.max_memory", "device", "profiling", "profiling.backend", "profiling.batch_size",
                   "profiling.seq_len", "profiling.threads", "profiling.mode", "profiling.dtype", "profiling.device",
                   "profiling.rel_tolerance", "profiling.min_repeats", "profiling.max_repeats",
-                  "profiling.max_seconds", "algorithm", "params", "params.init_population",
+                  "profiling.max_seconds", "profiling.host_tolerance", "profiling.host_wait_s", "algorithm", "params", "params.init_population",
                   "params.mutations_per_parent", "params.num_crossovers", "params.num_random_mix",
                   "params.max_unseen", "params.mutation_prob", "budget", "budget.generations",
                   "budget.max_candidates", "budget.max_hardware_seconds", "seed", "non_field_errors"]

@@ -16,6 +16,7 @@ from typing import Any, Callable
 
 from searches.core.arch import Architecture, build_model
 
+from .host_speed import HostGate
 from .settings import DECODE_STEPS, ProfileSettings
 from .stats import LatencyStats, repeat_until_stable
 
@@ -149,24 +150,42 @@ def _background_cpu(start: tuple[float, list[int], float] | None) -> dict[str, f
             "steal": round(delta[7] / hz / wall, 3) if len(delta) > 7 else 0.0}
 
 
-def _keep_freed_memory() -> bool:
-    """glibc: from now on, serve large blocks from the heap and keep freed memory for reuse. True if applied.
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters
 
-    By default glibc maps every block over 32 MiB afresh and unmaps it when freed: at sequence 1024 the logits alone
-    (1024 x 50,257 floats, 196 MiB) cost ~50,000 page faults per forward, 10% of a 16M model's latency here, and
-    their cost swings with the host's memory traffic (process medians spread 17% with them, 6% without, in six
-    alternating pairs of processes). A serving process on jemalloc or tcmalloc, as PyTorch's CPU tuning guides
-    advise, reuses the memory as this does. Called after the memory run, so peak memory is that of the default
-    allocator. No-op off glibc (mallopt missing).
-    """
+
+def _mallopt(*settings: tuple[int, int]) -> bool:
+    """glibc's mallopt for each (parameter, value); False where there is no mallopt (not glibc) or it refuses."""
     import ctypes
 
     try:
         mallopt = ctypes.CDLL(None).mallopt
     except (OSError, AttributeError):
         return False
-    m_trim_threshold, m_mmap_threshold = -1, -3
-    return mallopt(m_mmap_threshold, 1 << 30) == 1 and mallopt(m_trim_threshold, 2**31 - 1) == 1
+    return all(mallopt(param, value) == 1 for param, value in settings)
+
+
+def _map_large_blocks() -> bool:
+    """glibc: map every block over 128 KiB when allocated and unmap it when freed, for the memory run.
+
+    128 KiB is glibc's own starting threshold, but by default it moves: each freed mapped block raises it to that
+    block's size (up to 32 MiB), so later blocks come from the heap, whose freed memory stays resident. How far it
+    has moved depends on the order of earlier frees, which differs from process to process: the same model's peak
+    differed by up to 6.4% (412-438 MB) between five fresh processes here. Set explicitly, the threshold stays put;
+    the peak is then what the model holds at once, the same within 0.05% in every process (400 MB for that model).
+    """
+    return _mallopt((_M_MMAP_THRESHOLD, 128 * 1024))
+
+
+def _keep_freed_memory() -> bool:
+    """glibc: from now on, serve large blocks from the heap and keep freed memory for reuse. True if applied.
+
+    Without it (by default, and after _map_large_blocks) glibc maps large blocks afresh and unmaps them when freed:
+    at sequence 1024 the logits alone (1024 x 50,257 floats, 196 MiB) cost ~50,000 page faults per forward, 10% of
+    a 16M model's latency here, and their cost swings with the host's memory traffic (process medians spread 17%
+    with them, 6% without, in six alternating pairs of processes). A serving process on jemalloc or tcmalloc, as
+    PyTorch's CPU tuning guides advise, reuses the memory as this does. Called after the memory run.
+    """
+    return _mallopt((_M_MMAP_THRESHOLD, 1 << 30), (_M_TRIM_THRESHOLD, 2**31 - 1))
 
 
 def _input_ids(arch: Architecture, batch: int, length: int, salt: int) -> Any:
@@ -230,6 +249,7 @@ def _torch_child(payload: dict[str, Any]) -> dict[str, Any]:
         torch.cuda.reset_peak_memory_stats()
         cuda_base = torch.cuda.memory_allocated()
     else:
+        _map_large_blocks()
         host.start()
     t0 = time.perf_counter()
     model = _build(arch, s.device)
@@ -287,13 +307,14 @@ def _torch_child(payload: dict[str, Any]) -> dict[str, Any]:
             sync()
             return (time.perf_counter() - start) / per_sample
 
+        gate = None if cuda else _host_gate(payload, s)
         t0, cpu0 = time.perf_counter(), _cpu_snapshot()
-        latency = _repeat(timed, s)
+        latency = _repeat(gate.timed(timed) if gate else timed, s)
         phases["latency"] = time.perf_counter() - t0
     return {
         "latency": latency, "peak_memory_mb": peak_mb, "memory_method": method, "param_bytes": _param_bytes(model),
         "phases": phases, "cuda_device": torch.cuda.get_device_name() if cuda else None,
-        "background_cpu": _background_cpu(cpu0),
+        "background_cpu": _background_cpu(cpu0), "host": gate.summary() if gate else None,
     }
 
 
@@ -346,6 +367,7 @@ def _ort_child(payload: dict[str, Any]) -> dict[str, Any]:
     phases: dict[str, float] = {}
 
     host = _HostMemory()
+    _map_large_blocks()
     host.start()
     t0 = time.perf_counter()
     session = ort.InferenceSession(payload["path"], options, providers=["CPUExecutionProvider"])
@@ -353,6 +375,7 @@ def _ort_child(payload: dict[str, Any]) -> dict[str, Any]:
     t0 = time.perf_counter()
     session.run(None, feed)  # the first warm-up run, and the memory measurement
     peak_mb = host.peak_added_mb()
+    _keep_freed_memory()
     phases["memory"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     for _ in range(s.warmup - 1):
@@ -364,11 +387,23 @@ def _ort_child(payload: dict[str, Any]) -> dict[str, Any]:
         session.run(None, feed)
         return time.perf_counter() - start
 
+    gate = _host_gate(payload, s)
     t0, cpu0 = time.perf_counter(), _cpu_snapshot()
-    latency = _repeat(timed, s)
+    latency = _repeat(gate.timed(timed) if gate else timed, s)
     phases["latency"] = time.perf_counter() - t0
     return {"latency": latency, "peak_memory_mb": peak_mb, "memory_method": host.method, "phases": phases,
-            "background_cpu": _background_cpu(cpu0)}
+            "background_cpu": _background_cpu(cpu0), "host": gate.summary() if gate else None}
+
+
+def _host_gate(payload: dict[str, Any], s: ProfileSettings) -> HostGate | None:
+    """The host-speed check around the timed runs (None when host_wait_s is 0). The probe runs on torch's threads,
+    set to the measurement's count (onnxruntime's child too), so the reference is per thread count."""
+    import torch
+
+    if not s.host_wait_s:
+        return None
+    torch.set_num_threads(s.threads)
+    return HostGate(payload.get("host_reference_s"), tolerance=s.host_tolerance, wait_s=s.host_wait_s)
 
 
 def _repeat(timed: Callable[[], float], s: ProfileSettings) -> LatencyStats:

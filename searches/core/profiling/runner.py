@@ -30,6 +30,10 @@ _PRELOAD = [
     "searches.core.profiling.child", "searches.core.profiling.export_registry",
 ]
 _KILL_GRACE_S = 5.0
+# Fastest host-speed probe this process's measurements have seen (host_speed.HostGate's reference), per backend and
+# thread count: the same probe runs ~5-10% slower in an onnxruntime child than in a torch one. One list per key,
+# appended and min'ed: safe enough across threads (a lost update only forgets one probe).
+_host_references: dict[tuple[str, int], list[float]] = {}
 _context_lock = threading.Lock()
 _context: Any = None
 
@@ -69,6 +73,9 @@ class ProfileResult:
     phases_s: dict[str, float] = field(default_factory=dict)  # build, export, session, memory, warmup, latency
     # Cores kept busy by other processes, and stolen by the hypervisor, during the timed runs (None without /proc).
     background_cpu: dict[str, float] | None = None
+    # The host-speed check around the timed runs (host_speed.HostGate.summary(): reference and probe times, runs
+    # discarded, seconds spent waiting); None when it was off (host_wait_s 0, or a GPU).
+    host: dict[str, Any] | None = None
     measured_at: str = ""  # UTC, ISO 8601
 
     def to_dict(self) -> dict[str, Any]:
@@ -90,8 +97,9 @@ def profile(
     torch: one child builds the model, measures the memory of one run (the first warm-up), then the latency.
     onnxruntime: one child builds and exports into a per-call temporary directory, a second one (whose memory the
     export cannot pollute) loads the session and measures. ``timeout_s`` bounds the children's time in all; a child
-    that crashes, raises or runs past it gives ProfilingError and no result. ``_fault`` is a test hook that makes
-    the (first) child crash, exit, hang or raise before measuring.
+    that crashes, raises or runs past it gives ProfilingError and no result. On a CPU, timed runs wait out slow
+    phases of the host (settings.host_wait_s; the fastest probe seen is kept across calls as the reference).
+    ``_fault`` is a test hook that makes the (first) child crash, exit, hang or raise before measuring.
 
     Callers that are scripts need the ``if __name__ == "__main__":`` guard: children re-import the main module.
     """
@@ -109,6 +117,8 @@ def profile(
     payload: dict[str, Any] = {"arch": arch.to_dict(), "settings": settings.to_dict(), "fault": _fault}
     onnx_file_bytes: int | None = None
     phases: dict[str, float] = {}
+    references = _host_references.setdefault((settings.backend, settings.threads), [])
+    payload["host_reference_s"] = min(references, default=None)
     if settings.backend == "torch":
         measured = _run_child("torch", payload, budget)
         param_bytes = measured["param_bytes"]
@@ -121,6 +131,9 @@ def profile(
         param_bytes, onnx_file_bytes = exported["param_bytes"], exported["onnx_file_bytes"]
         phases.update(exported["phases"])
     phases.update(measured["phases"])
+    if measured.get("host"):
+        references.append(measured["host"]["reference_ms"] / 1e3)
+        references[:] = [min(references)]
     device = describe_device()
     if measured.get("cuda_device"):
         device["cuda_device"] = measured["cuda_device"]
@@ -129,6 +142,7 @@ def profile(
         peak_memory_mb=measured["peak_memory_mb"], memory_method=measured["memory_method"], param_bytes=param_bytes,
         onnx_file_bytes=onnx_file_bytes, device=device, versions=library_versions(),
         wall_time_s=time.monotonic() - started, phases_s=phases, background_cpu=measured["background_cpu"],
+        host=measured.get("host"),
         measured_at=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     )
 

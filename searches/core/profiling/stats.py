@@ -63,14 +63,24 @@ def latency_stats(samples: list[float], stopped_by: str = "") -> LatencyStats:
 
 
 def repeat_until_stable(
-    run_once: Callable[[], float], *, rel_tolerance: float, min_repeats: int, max_repeats: int, max_seconds: float,
+    run_once: Callable[[], float | None], *, rel_tolerance: float, min_repeats: int, max_repeats: int,
+    max_seconds: float,
 ) -> LatencyStats:
     """Call run_once (it returns one sample in seconds) until the median's CI is within rel_tolerance, at least
-    min_repeats times; stop early at max_repeats, or at max_seconds of timed runs once min_repeats are done."""
+    min_repeats times; stop early at max_repeats, or at max_seconds of timed runs once min_repeats are done.
+
+    run_once may return None for a discarded run (host_speed.HostGate): it is not a sample, and its time does not
+    count towards max_seconds. Whoever discards must stop doing so (the gate's budget) or this never returns.
+    """
     samples: list[float] = []
     start = time.perf_counter()
     while True:
-        samples.append(run_once())
+        call_start = time.perf_counter()
+        sample = run_once()
+        if sample is None:
+            start += time.perf_counter() - call_start
+            continue
+        samples.append(sample)
         n = len(samples)
         if n >= max_repeats:
             return latency_stats(samples, "max_repeats")
