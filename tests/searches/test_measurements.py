@@ -174,17 +174,26 @@ def _run_profile_command(monkeypatch, lines: list[str], *args: str) -> list[dict
 @pytest.mark.django_db
 def test_lts_profile_local_measures_reports_bad_lines_and_caches(monkeypatch):
     good = json.dumps(TINY.to_dict())
-    args = ("--device", "laptop", "--local", "--seq-len", "32")
+    args = ("--device", "laptop", "--local", "--seq-len", "32", "--host-wait", "1")
     first = _run_profile_command(monkeypatch, [good, "{not json", json.dumps({"n_layer": 1, "d_model": 33,
                                                                           "d_inner": 8, "n_head": 2})], *args)
     assert first[0]["valid"] and first[0]["status"] == "done" and first[0]["cached"] is False
     assert first[0]["archid"] == TINY.archid and first[0]["latency_s"]["median"] > 0
     assert first[0]["peak_memory_mb"] > 0 and first[0]["settings"]["seq_len"] == 32
+    assert first[0]["host_check"]["wait_s"] == 1.0 and first[0]["host_check"]["probes"] >= 4
     assert first[1] == {"valid": False, "line": 2, "error": first[1]["error"]} and "not JSON" in first[1]["error"]
     assert first[2]["valid"] is False and "divisible" in first[2]["error"]
     second = _run_profile_command(monkeypatch, [good], *args)
     assert second[0]["cached"] is True and second[0]["latency_s"] == first[0]["latency_s"]
     assert Device.objects.get(name="laptop").hardware["ram_mb"] > 0
+
+
+@pytest.mark.django_db
+def test_lts_profile_refuses_a_negative_host_wait(monkeypatch):
+    from django.core.management import CommandError
+
+    with pytest.raises(CommandError, match="host_wait_s"):
+        _run_profile_command(monkeypatch, ["{}"], "--device", "laptop", "--local", "--host-wait", "-1")
 
 
 @pytest.mark.django_db

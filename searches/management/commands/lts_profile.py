@@ -26,6 +26,7 @@ def measurement_json(m: Measurement, *, cached: bool) -> dict:
         out["param_bytes"] = m.param_bytes
         out["onnx_file_bytes"] = m.onnx_file_bytes
         out["hardware"] = m.details.get("device", {})
+        out["host_check"] = m.details.get("host")
     elif m.status == Measurement.Status.FAILED:
         out["error"] = m.error
     return out
@@ -47,12 +48,14 @@ class Command(BaseCommand):
         parser.add_argument("--local", action="store_true",
                             help="measure on this machine in this process (no worker), registering it as DEVICE")
         parser.add_argument("--wait", type=float, default=3600.0, help="seconds to wait for the device's worker")
+        parser.add_argument("--host-wait", type=float, default=ProfileSettings.host_wait_s,
+                            help="seconds a measurement may wait out slow phases of a shared host (0: no check)")
 
     def handle(self, *args, **opts):
         try:
             settings = ProfileSettings(backend=opts["backend"], batch_size=opts["batch_size"], seq_len=opts["seq_len"],
                                        threads=opts["threads"], mode=opts["mode"], dtype=opts["dtype"],
-                                       device="cuda" if opts["cuda"] else "cpu")
+                                       device="cuda" if opts["cuda"] else "cpu", host_wait_s=opts["host_wait"])
         except ConfigError as exc:
             raise CommandError(f"invalid settings: {exc}") from None
         device = self._device(opts["device"], local=opts["local"])

@@ -307,6 +307,12 @@ def test_describe_device_and_backends() -> None:
     assert available_backends() == ["torch", "onnxruntime"]
 
 
+def _fresh_python(code: str) -> str:
+    """stdout of ``code`` run by a new interpreter in the project root (allocator settings are per process)."""
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                          cwd=Path(__file__).resolve().parents[3]).stdout
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
 def test_after_the_memory_run_freed_blocks_are_reused_not_faulted_in_again():
     """The torch child's timed runs must not pay ~50,000 page faults a forward for the logits (see
@@ -330,9 +336,7 @@ def test_after_the_memory_run_freed_blocks_are_reused_not_faulted_in_again():
         "    assert _keep_freed_memory()\n"
         "    print(default, faults())\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         cwd=Path(__file__).resolve().parents[3]).stdout
-    default, kept = map(int, out.split())
+    default, kept = map(int, _fresh_python(code).split())
     assert default > 40_000 and kept < default / 10, (default, kept)
 
 
@@ -354,9 +358,7 @@ def test_for_the_memory_run_freed_large_blocks_leave_nothing_resident(fixed: boo
         "del y\n"
         "print(_status_kb('VmRSS')['VmRSS'] - rss)\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         cwd=Path(__file__).resolve().parents[3]).stdout
-    kept_kb = int(out)
+    kept_kb = int(_fresh_python(code))
     if fixed:
         assert kept_kb < 1024, kept_kb
     else:
