@@ -118,6 +118,7 @@ def test_submit_watch_and_open_a_candidate(live_server, actors, profiling_device
     _fill(page, "profiling.seq_len", "4096")  # longer than the space's max_sequence_length (64): refused
     _fill(page, "profiling.max_seconds", "0.2")
     _fill(page, "profiling.max_repeats", "5")
+    _fill(page, "profiling.host_wait_s", "0.2")
     _fill(page, "budget.generations", "2")
     page.locator("details summary").click()
     _fill(page, "params.init_population", "4")
@@ -138,6 +139,7 @@ def test_submit_watch_and_open_a_candidate(live_server, actors, profiling_device
     job = _orm(lambda: SearchJob.objects.select_related("owner", "device").get(name="browser tiny"))
     assert job.owner.username == "bob" and job.device.name == profiling_device and job.spec["preset"] is None
     assert job.spec["space"]["d_model"] == [32, 64] and job.spec["profiling"]["seq_len"] == 32
+    assert job.spec["profiling"]["host_wait_s"] == 0.2
 
     # the frontier chart fills from the live poll while the search runs
     page.wait_for_function("Number(document.getElementById('chart-frontier').dataset.points) > 0", timeout=90_000)

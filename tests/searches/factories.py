@@ -11,7 +11,7 @@ from searches.specs import normalize_spec
 # A tiny space where a whole search takes seconds: 2 * 3 * 2 * 2 = 24 architectures.
 SMALL_SPACE = {"n_layer": [1, 2], "d_model": [32, 64, 96], "d_inner": [32, 64], "n_head": [2, 4],
                "vocab_size": 256, "max_sequence_length": 64}
-FAST_PROFILING = {"seq_len": 32, "max_seconds": 0.2, "max_repeats": 5, "min_repeats": 3, "host_wait_s": 1.0}
+FAST_PROFILING = {"seq_len": 32, "max_seconds": 0.2, "max_repeats": 5, "min_repeats": 3, "host_wait_s": 0.2}
 
 
 def spec(**overrides: Any) -> dict[str, Any]:

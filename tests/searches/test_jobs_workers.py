@@ -69,7 +69,8 @@ def test_sigkill_of_the_profiling_worker_mid_job_loses_and_repeats_nothing(start
     start_worker([], env=FAST_RECOVERY, beat=True)
     first = _start_profiler(start_worker, name)
     job_spec = spec(device=name, budget={"generations": 3},
-                    profiling={"seq_len": 32, "max_seconds": 0.5, "min_repeats": 3, "max_repeats": 400})
+                    profiling={"seq_len": 32, "max_seconds": 0.5, "min_repeats": 3, "max_repeats": 400,
+                               "host_wait_s": 0.2})
     job = services.do_create_search(owner=actors.alice, team=actors.acme, name="killed", spec=job_spec)
     # Kill it while a measurement runs, after at least one finished.
     wait_for(lambda: Measurement.objects.filter(device__name=name, status="done").exists()

@@ -16,7 +16,7 @@ from searches.models import Device, Measurement
 from tests.conftest import wait_for
 
 TINY = Architecture(n_layer=1, d_model=32, d_inner=64, n_head=2, vocab_size=256, max_sequence_length=64)
-SMALL_SETTINGS = ProfileSettings(seq_len=32, max_seconds=0.3, max_repeats=5, host_wait_s=1.0)
+SMALL_SETTINGS = ProfileSettings(seq_len=32, max_seconds=0.3, max_repeats=5, host_wait_s=0.2)
 
 
 @pytest.fixture
@@ -145,7 +145,7 @@ def test_profiling_worker_registers_its_device_and_measures_from_its_queue(start
     assert m.latency_median_s > 0 and m.peak_memory_mb > 0 and m.latency_n >= 3
     assert m.claimed_by and m.attempts == 1
     assert m.details["device"]["cpu_cores_logical"] >= 1 and "torch" in m.details["versions"]
-    assert m.details["host"]["wait_s"] == 1.0 and m.details["host"]["probes"] >= m.latency_n + 1
+    assert m.details["host"]["wait_s"] == 0.2 and m.details["host"]["probes"] >= m.latency_n + 1
     # The same key again: served from the cache, nothing dispatched.
     again = services.do_request_measurement(TINY, Device.objects.get(name=name), SMALL_SETTINGS)
     assert again.cached and not again.dispatched and again.measurement.status == "done"
@@ -174,13 +174,13 @@ def _run_profile_command(monkeypatch, lines: list[str], *args: str) -> list[dict
 @pytest.mark.django_db
 def test_lts_profile_local_measures_reports_bad_lines_and_caches(monkeypatch):
     good = json.dumps(TINY.to_dict())
-    args = ("--device", "laptop", "--local", "--seq-len", "32", "--host-wait", "1")
+    args = ("--device", "laptop", "--local", "--seq-len", "32", "--host-wait", "0.2")
     first = _run_profile_command(monkeypatch, [good, "{not json", json.dumps({"n_layer": 1, "d_model": 33,
                                                                           "d_inner": 8, "n_head": 2})], *args)
     assert first[0]["valid"] and first[0]["status"] == "done" and first[0]["cached"] is False
     assert first[0]["archid"] == TINY.archid and first[0]["latency_s"]["median"] > 0
     assert first[0]["peak_memory_mb"] > 0 and first[0]["settings"]["seq_len"] == 32
-    assert first[0]["host_check"]["wait_s"] == 1.0 and first[0]["host_check"]["probes"] >= 4
+    assert first[0]["host_check"]["wait_s"] == 0.2 and first[0]["host_check"]["probes"] >= 4
     assert first[1] == {"valid": False, "line": 2, "error": first[1]["error"]} and "not JSON" in first[1]["error"]
     assert first[2]["valid"] is False and "divisible" in first[2]["error"]
     second = _run_profile_command(monkeypatch, [good], *args)
