@@ -49,10 +49,11 @@ def test_lts_search_runs_a_tiny_search_to_completion_with_real_profiling(start_w
     (tmp_path / "spec.json").write_text(json.dumps(body))
     out = io.StringIO()
     call_command("lts_search", "--spec", str(tmp_path / "spec.json"), "--generations", "2", "--device", name,
-                 "--user", "alice", "--name", "cli", "--timeout", "240", stdout=out)
+                 "--user", "alice", "--name", "cli", "--timeout", "240", "--host-wait", "0.1", stdout=out)
     text = out.getvalue()
     job = SearchJob.objects.get(name="cli")
     assert job.status == "completed" and job.generation == 2, text
+    assert job.spec["profiling"]["host_wait_s"] == 0.1 and job.spec["profiling"]["seq_len"] == 32
     assert "generation 2/2" in text and f"search #{job.pk} completed" in text
     pareto = job.candidates.filter(is_pareto=True)
     assert pareto.exists() and all(c.archid in text for c in pareto)
@@ -60,7 +61,17 @@ def test_lts_search_runs_a_tiny_search_to_completion_with_real_profiling(start_w
         assert c.status == "measured" and c.measurement.status == "done"
         assert c.measurement.latency_median_s > 0 and c.measurement.peak_memory_mb > 0
         assert c.measurement.device.name == name
+        assert c.measurement.details["host"]["wait_s"] == 0.1
     assert len(job.hypervolumes) == 2 and job.hypervolumes[-1]["hypervolume"] > 0
+
+
+def test_lts_search_refuses_a_negative_host_wait_with_the_field(actors):
+    from django.core.management import CommandError
+
+    with pytest.raises(CommandError, match="host_wait_s"):
+        call_command("lts_search", "--preset", "tiny", "--device", "nowhere", "--user", "alice", "--host-wait", "-1",
+                     "--no-wait", stdout=io.StringIO())
+    assert not SearchJob.objects.exists()
 
 
 def test_sigkill_of_the_profiling_worker_mid_job_loses_and_repeats_nothing(start_worker, actors):

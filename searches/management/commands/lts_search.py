@@ -30,6 +30,9 @@ class Command(BaseCommand):
         parser.add_argument("--seed", type=int)
         parser.add_argument("--algorithm", choices=["evolution", "random"])
         parser.add_argument("--name", default="")
+        parser.add_argument("--host-wait", type=float, metavar="SECONDS",
+                            help="profiling.host_wait_s: how long a measurement may wait out slow phases of a shared "
+                                 "host (default 20; 0: no check)")
         parser.add_argument("--user", default="demo", help="the submitting user (default demo)")
         parser.add_argument("--team", help="team name (default: the user's first team)")
         parser.add_argument("--follow", type=int, metavar="JOB_ID", help="attach to an existing search")
@@ -72,6 +75,8 @@ class Command(BaseCommand):
         for key in ("device", "seed", "algorithm"):
             if opts[key] is not None:
                 body[key] = opts[key]
+        if opts["host_wait"] is not None:
+            body["profiling"] = {**body.get("profiling", {}), "host_wait_s": opts["host_wait"]}
         if opts["objectives"]:
             body["objectives"] = [o.strip() for o in opts["objectives"].split(",")]
         if opts["team"]:
