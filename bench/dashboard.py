@@ -10,7 +10,8 @@ in Debian's chromium through Playwright, each time in a fresh browser context (n
 (Plotly.js from the browser cache). The figure is the page's own mark, window.LTS_FIRST_DRAW_MS: milliseconds from
 the start of navigation until every chart shown on load has been drawn (Plotly.react resolved) and the next frame has
 begun. The 3-D view is off until a user turns it on (remembered per browser): that is timed separately, from the
-click to its drawn frame. A cold-load comparison with the plotly wheel's full Plotly.js runs in the same session.
+click to its drawn frame. A cold-load comparison with the plotly wheel's full Plotly.js (and any other Plotly.js build
+given with --also-bundle, such as an earlier one of the project's) runs in the same session.
 Goals (issue 6): under 2 s at 10,000 and under 5 s at 100,000 candidates.
 """
 from __future__ import annotations
@@ -21,6 +22,7 @@ import itertools
 import json
 import os
 import random
+import re
 import shutil
 import statistics
 import sys
@@ -213,25 +215,51 @@ def _page_timings(browser, url: str, session: str, repeats: int) -> dict[str, li
     return out
 
 
-def _bundle_ab(browser, url: str, session: str, repeats: int) -> dict[str, dict[str, list[float]]]:
-    """Cold loads with the project's Plotly.js bundle against the plotly wheel's full one (copied into the collected
-    statics before gunicorn starts), alternating; both requests intercepted alike and sent on to gunicorn."""
+def _loaded_bytes() -> int:
+    """What a page load fetches of the project's Plotly.js: the module and the chunks it imports statically (not the
+    3-D chunk, fetched when the view is turned on)."""
+    folder = ROOT / "lts_web" / "static" / "plotly"
+    main = (folder / "plotly-lts.js").read_text(encoding="utf-8")
+    static_imports = set(re.findall(r"""\bfrom\s*["']\./([^"']+)["']""", main))
+    return sum((folder / name).stat().st_size for name in {"plotly-lts.js", *static_imports})
+
+
+def _as_module(source: Path, target: Path) -> None:
+    """A classic Plotly.js bundle (the wheel's UMD one, or an IIFE `var Plotly = ...`) made loadable in place of the
+    page's module: the global set, and load3d() a no-op since the bundle holds scatter3d already."""
+    target.write_text(source.read_text(encoding="utf-8") + """
+;(function (P) { window.Plotly = P; P.load3d = P.load3d || function () { return Promise.resolve(P); }; })(
+  typeof Plotly !== "undefined" ? Plotly : window.Plotly);
+""", encoding="utf-8")
+
+
+def _send_on(target: str | None):
+    """A route handler that sends the request on to gunicorn, to `target` instead when given."""
+    return lambda route: route.continue_(url=target) if target else route.continue_()
+
+
+def _bundle_ab(browser, url: str, session: str, repeats: int, others: dict[str, Path]
+               ) -> dict[str, dict[str, list[float]]]:
+    """Cold loads with the project's Plotly.js against the plotly wheel's full one and any others (each written as a
+    module into the collected statics before gunicorn starts), in turn; every request for the page's Plotly.js module
+    intercepted alike and sent on to gunicorn."""
     from django.conf import settings
 
-    ours = Path(settings.STATIC_ROOT) / "plotly" / "plotly-lts.min.js"
-    bundles = {"project bundle": (None, ours.stat().st_size),
-               "full plotly.min.js": (url.split("/searches/")[0] + "/static/bench/plotly.min.js",
-                                      (Path(settings.STATIC_ROOT) / "bench" / "plotly.min.js").stat().st_size)}
+    base = url.split("/searches/")[0] + "/static/bench/"
+    bundles = {"project bundle": (None, _loaded_bytes())}
+    for name, source in others.items():
+        bundles[name] = (base + _bench_name(name), source.stat().st_size)
+        assert (Path(settings.STATIC_ROOT) / "bench" / _bench_name(name)).exists()
     host = urlsplit(url).hostname
     out: dict[str, dict[str, list[float]]] = {name: {"scripts": [], "all": []} for name in bundles}
     for i in range(repeats):
-        for name in (list(bundles) if i % 2 == 0 else list(bundles)[::-1]):
+        for name in (list(bundles) if i % 2 == 0 else list(bundles)[::-1]):  # in turn, each first as often
             settle()
             context = browser.new_context(viewport={"width": 1400, "height": 1000})
             context.add_cookies([{"name": "sessionid", "value": session, "domain": host, "path": "/"}])
             target = bundles[name][0]
-            context.route("**/static/plotly/plotly-lts*",
-                          lambda route: route.continue_(url=target) if target else route.continue_())
+            context.route("**/static/plotly/plotly-lts.*js",  # the module, by its versioned name (not its chunks)
+                          _send_on(target))
             page = context.new_page()
             page.goto(url)
             page.wait_for_function("() => window.LTS_FIRST_DRAW_MS !== undefined", timeout=120_000)
@@ -246,6 +274,10 @@ def _bundle_ab(browser, url: str, session: str, repeats: int) -> dict[str, dict[
     return out
 
 
+def _bench_name(label: str) -> str:
+    return "".join(c if c.isalnum() else "-" for c in label) + ".js"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="10000,100000")
@@ -253,9 +285,21 @@ def main() -> None:
     parser.add_argument("--changes", type=int, default=5, help="candidates changed before the measured live poll")
     parser.add_argument("--no-bundle-ab", action="store_true",
                         help="skip the cold loads with the plotly wheel's full Plotly.js for comparison")
+    parser.add_argument("--also-bundle", action="append", default=[], metavar="LABEL=PATH",
+                        help="another classic Plotly.js build to compare cold loads with (one holding scatter, "
+                             "scattergl and scatter3d), e.g. an earlier one of the project's: "
+                             "git show 907796f:lts_web/static/plotly/plotly-lts.min.js > /tmp/single.js")
     parser.add_argument("--any-host-speed", action="store_true",
                         help="do not wait for the host's slow phases to pass before each page load")
     args = parser.parse_args()
+    others: dict[str, Path] = {}
+    for spec in args.also_bundle:
+        label, _, path = spec.partition("=")
+        if not label or not path or not Path(path).is_file():
+            parser.error(f"--also-bundle {spec!r}: expected LABEL=PATH of an existing file")
+        others[label] = Path(path)
+    if args.no_bundle_ab and others:
+        parser.error("--also-bundle needs the comparison: drop --no-bundle-ab")
     global FAST_HOST
     FAST_HOST = None if args.any_host_speed else FAST_HOST
     sizes = [int(s) for s in args.sizes.split(",")]
@@ -286,8 +330,10 @@ def main() -> None:
         import plotly
         from django.conf import settings
 
+        others = {"full plotly.min.js": Path(plotly.__file__).parent / "package_data" / "plotly.min.js", **others}
         (Path(settings.STATIC_ROOT) / "bench").mkdir(exist_ok=True)
-        shutil.copy(Path(plotly.__file__).parent / "package_data" / "plotly.min.js", Path(settings.STATIC_ROOT) / "bench")
+        for label, source in others.items():
+            _as_module(source, Path(settings.STATIC_ROOT) / "bench" / _bench_name(label))
     port = free_port()
     server = start_gunicorn(port, os.environ.copy(), workers=2, threads=4)
     from playwright.sync_api import sync_playwright
@@ -311,7 +357,7 @@ def main() -> None:
                 results[size]["rows_bytes"] = sum(r[1] for r in rows)
                 if not args.no_bundle_ab:
                     results[size]["ab"] = _bundle_ab(browser, f"http://127.0.0.1:{port}/searches/{jobs[size]}/",
-                                                     session, args.repeats)
+                                                     session, args.repeats, others)
                 print(f"{size:,}: charts shown on load cold {statistics.median(results[size]['cold']):.0f} ms, "
                       f"warm {statistics.median(results[size]['warm']):.0f} ms; 3-D view turned on "
                       f"{statistics.median(results[size]['three_ms']):.0f} ms", flush=True)
@@ -337,11 +383,8 @@ def main() -> None:
           f"--disable-gpu), Playwright {package_version('playwright')}")
     print(f"Each load waited for a quiet machine{' and a fast host' if FAST_HOST is not None else ''}: "
           f"{host_probe_line()}.")
-    from django.contrib.staticfiles import finders
-
-    bundle_mb = Path(finders.find("plotly/plotly-lts.min.js")).stat().st_size / 1e6
-    print(f"Median of {args.repeats}. Cold: a fresh browser context (Plotly.js, the project's {bundle_mb:.1f} MB "
-          "bundle, downloaded and compiled); warm: the page reloaded.\n")
+    print(f"Median of {args.repeats}. Cold: a fresh browser context (Plotly.js, the project's {_loaded_bytes() / 1e6:.1f} MB "
+          "on load, downloaded and compiled; its 3-D chunk when the view is turned on); warm: the page reloaded.\n")
     print("| candidates | every chart shown on load (2-D views, hypervolume, table), cold / warm | goal "
           "| 3-D view turned on: click to drawn | points body | points API alone | the same as 20,000-row pages |"
           "\n|---|---|---|---|---|---|---|")
@@ -366,8 +409,10 @@ def main() -> None:
             cells.append(f"{cold:,.0f} / {warm:,.0f}")
         print(f"| {size:,} | " + " | ".join(cells) + " |")
     if not args.no_bundle_ab:
-        print(f"\nCold loads, the project's Plotly.js bundle against the plotly wheel's full one (median of "
-              f"{args.repeats} each, alternating, both requests intercepted by Playwright and sent on to gunicorn):\n")
+        more = " and others" if len(others) > 1 else ""
+        print(f"\nCold loads, the project's Plotly.js against the plotly wheel's full one{more} "
+              f"(median of {args.repeats} each, in turn, every request for the page's Plotly.js intercepted by "
+              f"Playwright and sent on to gunicorn; size: what a load fetches):\n")
         print("| candidates | bundle | size | scripts (DOMContentLoaded) | every chart shown on load |"
               "\n|---|---|---|---|---|")
         for size in sizes:
@@ -375,9 +420,12 @@ def main() -> None:
             for name, r in ab.items():
                 print(f"| {size:,} | {name} | {r['bytes'][0] / 1e6:.1f} MB | {statistics.median(r['scripts']):,.0f} ms "
                       f"| {statistics.median(r['all']):,.0f} ms |")
-            ours, full = ab.values()
-            print(f"| {size:,} | ratio | | {statistics.median(ours['scripts']) / statistics.median(full['scripts']):.2f} "
-                  f"| {statistics.median(ours['all']) / statistics.median(full['all']):.2f} |")
+            ours = ab["project bundle"]
+            for name, other in ab.items():
+                if name != "project bundle":
+                    print(f"| {size:,} | ratio, project / {name} | "
+                          f"| {statistics.median(ours['scripts']) / statistics.median(other['scripts']):.2f} "
+                          f"| {statistics.median(ours['all']) / statistics.median(other['all']):.2f} |")
     page, whole = poll["page"], poll["whole"]
     print(f"\nOne live poll, as the page sends it, after {args.changes} candidates of the {max(sizes):,}-candidate search "
           f"changed ({max(sizes) // PER_GENERATION:,} generations): {page['headers'] + page['body']:,} bytes "

@@ -86,7 +86,7 @@ def test_zoo_list_chart_marks_the_trained_frontier(client, actors, objects, djan
         page = client.get("/zoo/")
     assert page.status_code == 200
     html = page.content.decode()
-    assert "plotly/plotly-lts.min.js" in html and "edge-1 latency" in html
+    assert '<script type="module" src="/static/plotly/plotly-lts.js">' in html and "edge-1 latency" in html
     assert 'id="chart-data"' in html
     chart = page.context["chart"]["edge-1"]
     names = {p["id"]: p["name"] for p in chart["points"]}

@@ -120,45 +120,73 @@ def test_detail_page_wires_the_live_view(client, actors, finished_job):
     page = _get(client, actors.bob, f"/searches/{finished_job.pk}/").content.decode()
     for chart in ("chart-frontier", "chart-3d", "chart-hv"):
         assert f'id="{chart}"' in page
-    assert "/static/plotly/plotly-lts.min.js" in page and "/static/searches/detail.js" in page
+    assert '<script type="module" src="/static/plotly/plotly-lts.js">' in page
+    assert '<script defer src="/static/searches/detail.js">' in page  # after Plotly.js, which is deferred as a module
     assert f"/api/v1/searches/{finished_job.pk}/export.csv/" in page
     assert f"/api/v1/searches/{finished_job.pk}/export.json/" in page
     assert f'"points": "/api/v1/searches/{finished_job.pk}/points/"' in page
 
 
+PLOTLY_DIR = Path(__file__).resolve().parents[2] / "lts_web/static/plotly"
+
+
+def _plotly_files() -> dict[str, str]:
+    return {path.name: path.read_text(encoding="utf-8") for path in sorted(PLOTLY_DIR.glob("*.js"))}
+
+
 def test_plotly_is_served_by_the_project():
-    path = finders.find("plotly/plotly-lts.min.js")
-    assert path and open(path, encoding="utf-8").read(200).startswith("/**\n* plotly.js v4.1.1, custom bundle")
+    """The module the pages load, its shared chunk and the 3-D chunk: each one Plotly.js's build with its licence, and
+    every import between them names a file that is there (a rebuild commits its new chunks or the pages break)."""
+    files = _plotly_files()
+    assert finders.find("plotly/plotly-lts.js") == str(PLOTLY_DIR / "plotly-lts.js")
+    assert len(files) == 3 and {name.split("-")[2] for name in files if name.count("-") == 3} == {"chunk", "three"}
+    imported = set()
+    for name, text in files.items():
+        assert text.startswith("/**\n* plotly.js v4.1.1, custom bundle"), name
+        for target in re.findall(r"""(?:\bfrom|\bimport\(?)\s*["']\./([^"']+)["']""", text):
+            assert target in files, f"{name} imports ./{target}, which is not in {PLOTLY_DIR}"
+            imported.add(target)
+    assert imported == set(files) - {"plotly-lts.js"}  # no stale chunk of an earlier build left beside them
+    three = next(name for name in files if "-three-" in name)
+    assert f'import("./{three}")' in files["plotly-lts.js"]  # fetched on demand, not with the page
 
 
 def test_the_plotly_bundle_holds_every_trace_type_the_pages_draw():
-    """The bundle registers scatter, scattergl and scatter3d only: a page drawing another type would show nothing."""
+    """The bundle registers scatter and scattergl, and scatter3d in a chunk of its own: a page drawing another type
+    would show nothing, and one drawing scatter3d must load its chunk first (Plotly.load3d())."""
     import plotly.graph_objects as go
     from plotly.basedatatypes import BaseTraceType
 
     trace_types = {name.lower() for name in dir(go)  # dir: graph_objects loads its classes lazily
                    if isinstance(getattr(go, name), type) and issubclass(getattr(go, name), BaseTraceType)}
     root = Path(__file__).resolve().parents[2]
-    entry = (root / "lts_web/frontend/plotly/entry.js").read_text()
-    bundled = {"scatter"} | set(re.findall(r"require\('plotly\.js/lib/(\w+)'\)", entry)) - {"core"}
-    assert bundled == {"scatter", "scattergl", "scatter3d"}
+
+    def registered(name: str) -> set[str]:
+        text = (root / "lts_web/frontend/plotly" / name).read_text()
+        return set(re.findall(r"require\('plotly\.js/lib/(\w+)'\)", text)) - {"core"}
+
+    on_load, on_demand = {"scatter"} | registered("entry.js"), registered("three.js")
+    assert (on_load, on_demand) == ({"scatter", "scattergl"}, {"scatter3d"})
     drawn = set()  # every quoted trace-type name in the pages' own scripts and templates that call Plotly
     sources = [path for app in ("lts_web", "searches", "models_zoo") for pattern in ("**/*.js", "**/*.html")
-               for path in (root / app).glob(pattern) if "node_modules" not in path.parts]
+               for path in (root / app).glob(pattern) if not {"node_modules", "frontend"} & set(path.parts)
+               and path.parent != PLOTLY_DIR]
     for source in sources:
-        if source.name.endswith(".min.js"):
-            continue
         text = source.read_text()
         if "Plotly." in text:
-            drawn |= set(re.findall(r"[\"'`](\w+)[\"'`]", text)) & trace_types
+            types = set(re.findall(r"[\"'`](\w+)[\"'`]", text)) & trace_types
+            drawn |= types
+            if types & on_demand:
+                assert "Plotly.load3d()" in text, f"{source} draws {sorted(types & on_demand)} without loading it"
     assert {"scatter", "scattergl", "scatter3d"} <= drawn  # the scan does find the search page's traces
-    assert drawn <= bundled, f"pages draw {sorted(drawn - bundled)}: add them to lts_web/frontend/plotly/entry.js"
+    assert drawn <= on_load | on_demand, (
+        f"pages draw {sorted(drawn - on_load - on_demand)}: add them to lts_web/frontend/plotly/entry.js")
 
 
 def test_static_assets_are_served(client, actors):
     client.force_login(actors.bob)
-    for path in ("/static/plotly/plotly-lts.min.js", "/static/searches/detail.js", "/static/searches/new.js",
-                 "/static/searches/common.js", "/static/lts_web/style.css"):
+    for path in (*(f"/static/plotly/{name}" for name in _plotly_files()), "/static/searches/detail.js",
+                 "/static/searches/new.js", "/static/searches/common.js", "/static/lts_web/style.css"):
         response = client.get(path)
         assert response.status_code == 200, path
         b"".join(response.streaming_content)

@@ -42,10 +42,12 @@ class ProfileSettings:
     mode: str = "prefill"
     dtype: str = "float32"
     device: str = "cpu"
-    # Untimed runs before the timed ones, at least 1. The first is also the memory measurement. Two, because the
-    # second run of a fresh process is still slow: 5-15% above the later ones in onnxruntime (1.61 s against 1.37 s
-    # and 1.35 s, 14.04M model), 0-15% in torch (bench/profiling.py, 20 architectures).
-    warmup: int = 2
+    # Untimed runs before the timed ones, at least 1. The first is also the memory measurement. One is enough since
+    # the timed runs keep freed memory and torch's child grows its heap after the memory run (child._grow_heap): the
+    # second run of a fresh process was 5-15% slower than the later ones in onnxruntime and 0-15% in torch with
+    # glibc's defaults (2026-11-26), 2.7-3.3% (onnxruntime) and 0.7% (torch) now (16.04M model, 2026-11-27, one
+    # slow run among at least three timed ones does not move their median).
+    warmup: int = 1
     rel_tolerance: float = 0.02
     # Repeat until the median's 95% CI is within rel_tolerance, at least min_repeats times; stop at max_repeats, or
     # after max_seconds of timed runs once min_repeats are done. At seq 1024 a forward takes 0.4-2.5 s here: the

@@ -276,8 +276,17 @@
     performance.mark(`lts:drawn-${key}`);
   }
 
-  /** The 3-D view, then the next frame; the first time, window.LTS_3D_MS (ms since navigation start) for the bench. */
+  /** The 3-D view, then the next frame; the first time, window.LTS_3D_MS (ms since navigation start) for the bench.
+   *  Plotly.js's 3-D trace is a chunk of its own, fetched and compiled the first time (a third of Plotly.js: no page
+   *  load pays for it while the view is off). */
   async function drawThree(g) {
+    try {
+      await Plotly.load3d();
+    } catch (err) {
+      const status = document.getElementById("chart-status");
+      if (status) status.textContent = `The 3-D view could not be loaded (${err.message}): turn it off and on to retry.`;
+      return;  // the 2-D charts go on drawing
+    }
     await draw("three", g);
     await nextFrame();
     if (window.LTS_3D_MS === undefined) window.LTS_3D_MS = performance.now();

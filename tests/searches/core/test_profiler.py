@@ -341,6 +341,36 @@ def test_after_the_memory_run_freed_blocks_are_reused_not_faulted_in_again():
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
+@pytest.mark.parametrize("grow", [False, True])
+def test_the_first_forward_after_the_memory_run_finds_its_pages_resident(grow: bool):
+    """The memory run is the only untimed run (warmup 1): its blocks were mapped and unmapped, so the next forward
+    would fault all of its memory in (and run slower) unless the heap is grown to it first (_grow_heap), as the
+    torch child does. Both cases run: without growing, the faults are there to be removed."""
+    code = (
+        "import resource, torch\n"
+        "from searches.core.arch import Architecture\n"
+        "from searches.core.profiling.child import _HostMemory, _build, _grow_heap, _input_ids, _keep_freed_memory, "
+        "_map_large_blocks, _param_bytes, _MiB\n"
+        "arch = Architecture(n_layer=1, d_model=16, d_inner=32, n_head=2)\n"
+        "assert _map_large_blocks()\n"
+        "host = _HostMemory()\n"
+        "host.start()\n"
+        "model, ids = _build(arch, 'cpu'), _input_ids(arch, 1, 1024, 0)\n"
+        "with torch.inference_mode():\n"
+        "    model(input_ids=ids, use_cache=False)\n"
+        "    peak_mb = host.peak_added_mb()\n"
+        "    assert _keep_freed_memory()\n"
+        f"    assert {grow} is False or _grow_heap(int(peak_mb * _MiB) - _param_bytes(model))\n"
+        "    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt\n"
+        "    model(input_ids=ids, use_cache=False)\n"
+        "    print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)\n"
+    )
+    faults = int(_fresh_python(code))
+    # the logits alone are 196 MiB, ~50,000 pages
+    assert (faults < 5_000) if grow else (faults > 40_000), faults
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
 @pytest.mark.parametrize("fixed", [False, True])
 def test_for_the_memory_run_freed_large_blocks_leave_nothing_resident(fixed: bool):
     """The peak memory must not depend on what glibc's moving mmap threshold did before (see _map_large_blocks).
