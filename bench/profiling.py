@@ -128,12 +128,13 @@ def report(archs: list[Architecture], results: dict[str, list[list[ProfileResult
            started: str, quiet_below: float, first_call_s: float) -> str:
     every = [r for passes in results.values() for p in passes for r in p]
     contended = [r for r in every if other_load(r) >= 0.5]
+    untimed = ("the memory run the only untimed run" if D.warmup == 1 else
+               f"{D.warmup} untimed runs, the first also the memory run")
     lines = [
         "## Profiling (issue 4): latency and peak memory per candidate",
         "",
         f"`{command}` on {started} (UTC). Settings: batch 1, sequence 1024, 1 thread, prefill, float32, vocab 50257;",
-        f"defaults otherwise ({D.warmup} untimed runs, the first also the memory run; then at least {D.min_repeats} "
-        f"timed runs, until the median's 95% CI",
+        f"defaults otherwise ({untimed}; then at least {D.min_repeats} timed runs, until the median's 95% CI",
         f"is within {D.rel_tolerance:.0%} or {D.max_seconds:g} s of timed runs). Every measurement runs in fresh child "
         "processes.",
         "",
