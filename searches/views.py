@@ -36,6 +36,16 @@ PARAM_FIELDS = ("init_population", "mutations_per_parent", "num_crossovers", "nu
 PROFILING_FIELDS = ("backend", "batch_size", "seq_len", "threads", "mode", "dtype", "device", "warmup",
                     "rel_tolerance", "min_repeats", "max_repeats", "max_seconds", "host_tolerance", "host_wait_s")
 
+# Labels and hover help of the new-search form where the field name alone says too little.
+PROFILING_LABELS = {"seq_len": ("sequence length", ""),
+                    "warmup": ("untimed runs", "runs before the timed ones; the first one measures the peak memory"),
+                    "rel_tolerance": ("latency tolerance", "repeat until the median's 95% interval is within this "
+                                                           "fraction of it"),
+                    "max_seconds": ("max timed seconds", "stop repeating after this many seconds of timed runs"),
+                    "host_tolerance": ("host tolerance", "a timed run counts when the host-speed probe is within "
+                                                         "this fraction of the fastest seen"),
+                    "host_wait_s": ("host wait (s)", "seconds a measurement may wait out a slow host; 0: no check")}
+
 
 def _significant(value: float) -> str:
     """4 significant digits, thousands separated, never an exponent: 14380.2 -> "14,380", 0.0123456 -> "0.01235"."""
@@ -85,10 +95,11 @@ def _space_text(choices: Any) -> str:
 
 
 def _field(path: str, label: str, value: Any = None, *, kind: str = "int", choices: tuple[str, ...] = (),
-           placeholder: str = "", help: str = "") -> dict[str, Any]:
-    """One input of the new-search form; ``path`` is the API's dotted error key (e.g. "profiling.seq_len")."""
+           placeholder: str = "", help: str = "", hint: str = "") -> dict[str, Any]:
+    """One input of the new-search form; ``path`` is the API's dotted error key (e.g. "profiling.seq_len"); ``help``
+    is shown under the input, ``hint`` when hovering the label."""
     return {"path": path, "label": label, "value": value, "kind": kind, "choices": choices,
-            "placeholder": placeholder, "help": help}
+            "placeholder": placeholder, "help": help, "hint": hint}
 
 
 @require_GET
@@ -105,8 +116,11 @@ def new_search(request: HttpRequest) -> HttpResponse:
     online = [d.name for d in devices if d.is_online]
     p = ProfileSettings()
     choices = {"backend": BACKENDS, "mode": MODES, "dtype": DTYPES, "device": DEVICES}
-    profiling = [_field(f"profiling.{n}", n.replace("_", " "), getattr(p, n), choices=choices.get(n, ()),
-                        kind="float" if isinstance(getattr(p, n), float) else "int") for n in PROFILING_FIELDS]
+    profiling = []
+    for n in PROFILING_FIELDS:
+        label, hint = PROFILING_LABELS.get(n, (n.replace("_", " "), ""))
+        profiling.append(_field(f"profiling.{n}", label, getattr(p, n), hint=hint, choices=choices.get(n, ()),
+                                kind="float" if isinstance(getattr(p, n), float) else "int"))
     defaults = {f.name: f.default for f in fields(SearchParams)}
     memberships = Membership.objects.filter(user=request.user).select_related("team").order_by("team__name")
     return render(request, "searches/new.html", {

@@ -277,6 +277,12 @@ def test_new_search_form_has_an_error_place_for_every_api_field(client, actors, 
     assert 'value="edge-1" checked' in page and "Test CPU" in page  # the online device is preselected
     assert '"name": "gpt2-lts"' in page and '"name": "tiny"' in page  # presets with their space for the editor
     assert 'data-create-url="/api/v1/searches/"' in page and 'data-preview-url="/api/v1/spaces/preview/"' in page
+    # profiling fields carry the defaults, and a label that says what they do where the name does not
+    assert re.search(r'<label for="f-profiling.host_wait_s" title="[^"]*0: no check">host wait \(s\)</label>'
+                     r'<input id="f-profiling.host_wait_s" name="profiling.host_wait_s" type="number" '
+                     r'data-kind="float" value="20.0"', page)
+    assert '>untimed runs</label><input id="f-profiling.warmup" name="profiling.warmup" type="number" ' \
+           'data-kind="int" value="1"' in page
 
 
 @pytest.mark.parametrize("change, key", [
