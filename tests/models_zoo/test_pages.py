@@ -161,6 +161,21 @@ def test_lts_train_local_trains_in_process_with_a_progress_bar(actors, corpus, r
     assert TrainingRun.objects.count() == 1
 
 
+@pytest.mark.parametrize("spec, says", [
+    ("../no/such/corpus.txt", r"no such file or folder \(looked here, in .*, and under the data root"),
+    ("notes.md", "no such file or folder"),
+    # a bare name that is nothing local is tried on the hub, and the error says what else it was tried as
+    ("kingz", r"it is no dataset of team acme \(kings\), no file or folder here or under the data root, and as a "
+              r"Hugging Face dataset:\n  hub_name: this machine is offline"),
+])
+def test_lts_train_says_what_a_data_spec_that_matches_nothing_was_tried_as(actors, dataset, monkeypatch, spec, says):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(CommandError, match=says):
+        call_command("lts_train", "--arch", json.dumps(TINY_ARCH), "--data", spec, "--tokenizer", "bpe:400",
+                     "--user", "alice", "--local", stdout=io.StringIO())
+    assert TrainingRun.objects.count() == 0 and Dataset.objects.count() == 1
+
+
 def test_import_through_the_page(client, actors, roots):
     make_checkpoint(roots[0] / "gallery")
     client.force_login(actors.bob)

@@ -27,6 +27,15 @@ from searches.models import Candidate
 _TOKENIZER_FILES = ("encoder.json", "vocab.bpe", "vocab.json", "merges.txt")
 
 
+# What a local text file is called; a name with one of these suffixes is never tried as a Hugging Face dataset.
+_TEXT_SUFFIXES = (".txt", ".text", ".md", ".raw", ".tokens", ".json", ".jsonl", ".csv")
+
+
+def _looks_like_a_path(spec: str) -> bool:
+    """A file or folder meant, not a hub dataset: ./x, ../x, /x, ~/x, or a name ending like a text file."""
+    return spec.startswith((".", "/", "~")) or spec.lower().endswith(_TEXT_SUFFIXES)
+
+
 def _errors(prefix: str, exc: ConfigError) -> CommandError:
     return CommandError(prefix + "\n" + "\n".join(f"  {k}: {v}" for k, v in exc.errors.items()))
 
@@ -173,8 +182,10 @@ class Command(BaseCommand):
         if found is not None:
             return found
         common = dict(owner=user, team=team, validation_fraction=opts["val_fraction"])
+        as_hub = spec.startswith("hub:")
+        guessed = False  # a bare name that matched nothing local, tried as a hub dataset
         try:
-            if not spec.startswith("hub:"):
+            if not as_hub:
                 root = Path(settings.LTS_DATA_ROOT).resolve()
                 inside = root / spec if not os.path.isabs(spec) else Path(spec)
                 local = Path(spec).expanduser()
@@ -193,7 +204,10 @@ class Command(BaseCommand):
                         return found
                     self.stdout.write(f"copying {resolved} into the data root ({root}/uploads/)")
                     return services.do_register_dataset(**common, name=name, kind="upload", copy_from=resolved)
-            hub = spec[4:] if spec.startswith("hub:") else spec
+                if _looks_like_a_path(spec):
+                    raise CommandError(f"cannot use {spec!r} as training data: no such file or folder (looked here, "
+                                       f"in {Path.cwd()}, and under the data root, {root})")
+            hub, guessed = (spec[4:], False) if as_hub else (spec, True)
             found = Dataset.objects.filter(team=team, kind="hub", hub_name=hub, hub_split=opts["split"],
                                            hub_text_field=opts["text_field"], hub_config=opts["hub_config"]).first()
             return found or services.do_register_dataset(
@@ -201,7 +215,12 @@ class Command(BaseCommand):
                 kind="hub", hub_name=hub, hub_split=opts["split"], hub_text_field=opts["text_field"],
                 hub_config=opts["hub_config"])
         except ConfigError as exc:
-            raise _errors(f"cannot use {spec!r} as training data:", exc) from None
+            if not guessed:
+                raise _errors(f"cannot use {spec!r} as training data:", exc) from None
+            names = ", ".join(Dataset.objects.filter(team=team).order_by("name").values_list("name", flat=True)[:10])
+            raise _errors(f"cannot use {spec!r} as training data: it is no dataset of team {team.name} "
+                          f"({names or 'which has none'}), no file or folder here or under the data root, and as a "
+                          "Hugging Face dataset:", exc) from None
 
     def _tokenizer(self, spec: str) -> str:
         """A gpt2-files:/dir: folder outside the data root is copied in (the workers read only under it)."""
