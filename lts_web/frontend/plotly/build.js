@@ -4,7 +4,8 @@
 //
 //     cd lts_web/frontend/plotly && npm ci && npm run build
 //
-// The same esbuild settings as plotly.js's own dist bundles (its esbuild-config.js), with entry.js as the entry.
+// The same esbuild plugins, aliases and defines as plotly.js's own dist bundles (its esbuild-config.js), with entry.js
+// as the entry.
 // Why a custom bundle: the full plotly.min.js (4.8 MB, 40 trace types) took 1.4-2.1 s to compile on a cold page
 // load here, longer than everything else the search page does before drawing 10,000 candidates (BENCHMARKS.md); the
 // one-file bundle of the three trace types (2.0 MB) still compiled scatter3d on every load for a view that is off

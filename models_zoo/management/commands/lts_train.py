@@ -182,45 +182,48 @@ class Command(BaseCommand):
         if found is not None:
             return found
         common = dict(owner=user, team=team, validation_fraction=opts["val_fraction"])
-        as_hub = spec.startswith("hub:")
-        guessed = False  # a bare name that matched nothing local, tried as a hub dataset
+        if spec.startswith("hub:"):
+            return self._hub_dataset(spec[4:], common, team, opts, prefix=f"cannot use {spec!r} as training data:")
+        root = Path(settings.LTS_DATA_ROOT).resolve()
+        inside = root / spec if not os.path.isabs(spec) else Path(spec)
+        local = Path(spec).expanduser()
+        path = inside if inside.exists() else local if local.exists() else None
+        if path is None:
+            if _looks_like_a_path(spec):
+                raise CommandError(f"cannot use {spec!r} as training data: no such file or folder (looked here, "
+                                   f"in {Path.cwd()}, and under the data root, {root})")
+            names = ", ".join(Dataset.objects.filter(team=team).order_by("name").values_list("name", flat=True)[:10])
+            return self._hub_dataset(spec, common, team, opts, prefix=(
+                f"cannot use {spec!r} as training data: it is no dataset of team {team.name} "
+                f"({names or 'which has none'}), no file or folder here or under the data root, and as a "
+                "Hugging Face dataset:"))
         try:
-            if not as_hub:
-                root = Path(settings.LTS_DATA_ROOT).resolve()
-                inside = root / spec if not os.path.isabs(spec) else Path(spec)
-                local = Path(spec).expanduser()
-                path = inside if inside.exists() else local if local.exists() else None
-                if path is not None:
-                    resolved = path.resolve()
-                    if resolved.is_relative_to(root):
-                        relative = os.fspath(resolved.relative_to(root))
-                        found = Dataset.objects.filter(team=team, kind="folder", path=relative).first()
-                        return found or services.do_register_dataset(
-                            **common, name=self._unique_name(team, relative), kind="folder", path=relative)
-                    tag = hashlib.sha1(os.fsencode(resolved)).hexdigest()[:8]
-                    name = f"{resolved.name} ({tag})"
-                    found = Dataset.objects.filter(team=team, kind="upload", name=name).first()
-                    if found is not None:
-                        return found
-                    self.stdout.write(f"copying {resolved} into the data root ({root}/uploads/)")
-                    return services.do_register_dataset(**common, name=name, kind="upload", copy_from=resolved)
-                if _looks_like_a_path(spec):
-                    raise CommandError(f"cannot use {spec!r} as training data: no such file or folder (looked here, "
-                                       f"in {Path.cwd()}, and under the data root, {root})")
-            hub, guessed = (spec[4:], False) if as_hub else (spec, True)
-            found = Dataset.objects.filter(team=team, kind="hub", hub_name=hub, hub_split=opts["split"],
-                                           hub_text_field=opts["text_field"], hub_config=opts["hub_config"]).first()
+            resolved = path.resolve()
+            if resolved.is_relative_to(root):
+                relative = os.fspath(resolved.relative_to(root))
+                found = Dataset.objects.filter(team=team, kind="folder", path=relative).first()
+                return found or services.do_register_dataset(
+                    **common, name=self._unique_name(team, relative), kind="folder", path=relative)
+            tag = hashlib.sha1(os.fsencode(resolved)).hexdigest()[:8]
+            name = f"{resolved.name} ({tag})"
+            found = Dataset.objects.filter(team=team, kind="upload", name=name).first()
+            if found is not None:
+                return found
+            self.stdout.write(f"copying {resolved} into the data root ({root}/uploads/)")
+            return services.do_register_dataset(**common, name=name, kind="upload", copy_from=resolved)
+        except ConfigError as exc:
+            raise _errors(f"cannot use {spec!r} as training data:", exc) from None
+
+    def _hub_dataset(self, hub: str, common: dict[str, Any], team: Team, opts, *, prefix: str) -> Dataset:
+        found = Dataset.objects.filter(team=team, kind="hub", hub_name=hub, hub_split=opts["split"],
+                                       hub_text_field=opts["text_field"], hub_config=opts["hub_config"]).first()
+        try:
             return found or services.do_register_dataset(
                 **common, name=self._unique_name(team, f"{hub}{'/' + opts['hub_config'] if opts['hub_config'] else ''}"),
                 kind="hub", hub_name=hub, hub_split=opts["split"], hub_text_field=opts["text_field"],
                 hub_config=opts["hub_config"])
         except ConfigError as exc:
-            if not guessed:
-                raise _errors(f"cannot use {spec!r} as training data:", exc) from None
-            names = ", ".join(Dataset.objects.filter(team=team).order_by("name").values_list("name", flat=True)[:10])
-            raise _errors(f"cannot use {spec!r} as training data: it is no dataset of team {team.name} "
-                          f"({names or 'which has none'}), no file or folder here or under the data root, and as a "
-                          "Hugging Face dataset:", exc) from None
+            raise _errors(prefix, exc) from None
 
     def _tokenizer(self, spec: str) -> str:
         """A gpt2-files:/dir: folder outside the data root is copied in (the workers read only under it)."""

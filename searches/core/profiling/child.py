@@ -153,15 +153,21 @@ def _background_cpu(start: tuple[float, list[int], float] | None) -> dict[str, f
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters
 
 
-def _mallopt(*settings: tuple[int, int]) -> bool:
-    """glibc's mallopt for each (parameter, value); False where there is no mallopt (not glibc) or it refuses."""
+def _libc_functions(*names: str) -> tuple[Any, ...] | None:
+    """The C library's functions of these names (this process's own), or None where one is missing (not glibc)."""
     import ctypes
 
     try:
-        mallopt = ctypes.CDLL(None).mallopt
+        libc = ctypes.CDLL(None)
+        return tuple(getattr(libc, name) for name in names)
     except (OSError, AttributeError):
-        return False
-    return all(mallopt(param, value) == 1 for param, value in settings)
+        return None
+
+
+def _mallopt(*settings: tuple[int, int]) -> bool:
+    """glibc's mallopt for each (parameter, value); False where there is no mallopt (not glibc) or it refuses."""
+    found = _libc_functions("mallopt")
+    return found is not None and all(found[0](param, value) == 1 for param, value in settings)
 
 
 def _map_large_blocks() -> bool:
@@ -197,13 +203,10 @@ def _grow_heap(nbytes: int) -> bool:
     the same (0.999 / 0.993), for ~0.35 ms per MB. So the memory run is the only untimed run (warmup 1)."""
     import ctypes
 
-    if nbytes <= 0:
+    found = _libc_functions("malloc", "free") if nbytes > 0 else None
+    if found is None:
         return False
-    try:
-        libc = ctypes.CDLL(None)
-        malloc, free = libc.malloc, libc.free
-    except (OSError, AttributeError):
-        return False
+    malloc, free = found
     malloc.restype, malloc.argtypes, free.argtypes = ctypes.c_void_p, [ctypes.c_size_t], [ctypes.c_void_p]
     block = malloc(nbytes)
     if not block:
@@ -279,6 +282,7 @@ def _torch_child(payload: dict[str, Any]) -> dict[str, Any]:
     t0 = time.perf_counter()
     model = _build(arch, s.device)
     phases["build"] = time.perf_counter() - t0
+    param_bytes = _param_bytes(model)
     # Peaks count from here: the weights stay counted (resident now), not how they were made. (build_model's own
     # initialization, the fallback above, allocates lm_head before tying it to wte: vocab x d_model floats, 110 MiB
     # at d_model 576, freed at once, which a model loaded from a checkpoint never does; at seq 64 that transient
@@ -317,7 +321,7 @@ def _torch_child(payload: dict[str, Any]) -> dict[str, Any]:
         else:
             peak_mb, method = host.peak_added_mb(), host.method
             if _keep_freed_memory():  # what the forward allocated beyond the weights, resident again
-                _grow_heap(int(peak_mb * _MiB) - _param_bytes(model))
+                _grow_heap(int(peak_mb * _MiB) - param_bytes)
         phases["memory"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         for _ in range(s.warmup - 1):
@@ -338,7 +342,7 @@ def _torch_child(payload: dict[str, Any]) -> dict[str, Any]:
         latency = _repeat(gate.timed(timed) if gate else timed, s)
         phases["latency"] = time.perf_counter() - t0
     return {
-        "latency": latency, "peak_memory_mb": peak_mb, "memory_method": method, "param_bytes": _param_bytes(model),
+        "latency": latency, "peak_memory_mb": peak_mb, "memory_method": method, "param_bytes": param_bytes,
         "phases": phases, "cuda_device": torch.cuda.get_device_name() if cuda else None,
         "background_cpu": _background_cpu(cpu0), "host": gate.summary() if gate else None,
     }
