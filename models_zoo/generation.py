@@ -26,6 +26,10 @@ STREAM_KEY = "lts:gen:{}"
 CANCEL_KEY = "lts:gen:{}:cancel"
 ACTIVE_KEY = "lts:gen:active:{}"  # a sorted set per user: request id -> the time its slot lapses
 _EXPIRE_MARGIN_S = 300  # streams outlive their request by this much, then Redis drops them
+# A Redis that stops answering must not hold a web thread forever: 5 s per command (REDIS_URL's own
+# ?socket_timeout=... wins). A blocking XREAD therefore blocks for at most half the client's socket timeout (2.5 s),
+# or its reply would come after the client gave up on the socket: a 500 for every worker slower than 5 s to answer.
+_SOCKET_TIMEOUT_S = 5.0
 
 
 class LimitExceeded(Exception):
@@ -34,7 +38,14 @@ class LimitExceeded(Exception):
 
 @functools.cache
 def _redis(url: str) -> redis.Redis:
-    return redis.Redis.from_url(url, decode_responses=True, health_check_interval=30)
+    return redis.Redis.from_url(url, decode_responses=True, health_check_interval=30,
+                                socket_timeout=_SOCKET_TIMEOUT_S, socket_connect_timeout=_SOCKET_TIMEOUT_S)
+
+
+def _max_block_s(client: redis.Redis) -> float:
+    """The longest XREAD block this client survives: half its socket timeout (none set: no limit)."""
+    timeout = client.connection_pool.connection_kwargs.get("socket_timeout")
+    return timeout / 2 if timeout else float("inf")
 
 
 def connection() -> redis.Redis:
@@ -136,6 +147,7 @@ def events(handle: GenerationHandle, *, keepalive_s: float = 10.0) -> Iterator[t
     r = connection()
     key, last = STREAM_KEY.format(handle.request_id), "0"
     wait_start = settings.LTS_GENERATE_QUEUE_WAIT_S
+    max_block_s = _max_block_s(r)
     finished = False
     started_at: float | None = None
     try:
@@ -151,8 +163,9 @@ def events(handle: GenerationHandle, *, keepalive_s: float = 10.0) -> Iterator[t
                 yield "error", {"detail": "the generation worker stopped answering (it may have died)", "status": 504}
                 finished = True
                 return
-            block_ms = int(1000 * min(keepalive_s, 1.0 if started_at is None else keepalive_s))
-            reply = r.xread({key: last}, block=max(block_ms, 1), count=256)
+            # Before a worker accepts, wake every second to check the queue wait; a keep-alive follows every empty read.
+            block_s = min(keepalive_s, max_block_s, 1.0 if started_at is None else keepalive_s)
+            reply = r.xread({key: last}, block=max(int(1000 * block_s), 1), count=256)
             if not reply:
                 yield "keepalive", {}
                 continue

@@ -4,8 +4,11 @@ bad input and limits are answered with 400/404/429 before any work is queued."""
 from __future__ import annotations
 
 import json
+import threading
+import time
 
 import pytest
+import redis
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -148,3 +151,35 @@ def test_concurrent_generations_per_user_are_limited(api_client, actors, zoo_mod
     settings.LTS_GENERATE_QUEUE_WAIT_S = 1.0
     response = api_client.post(_url(zoo_model), {"prompt": "x"}, format="json")  # a slot again; no worker runs
     assert response.status_code == 503 and "`generate` queue" in response.json()["detail"]
+
+
+def test_a_worker_slower_than_the_redis_socket_timeout_still_streams(api_client, actors, zoo_model, settings,
+                                                                     monkeypatch):
+    """Issue 17: the reader's XREAD blocked longer than its client's socket timeout, so a worker that answered late
+    (a model loading on a busy machine) turned the stream into a 500. A 0.3 s socket timeout here stands for 5 s; the
+    stand-in worker's first event and its model load each take 0.6 s, past it."""
+    from workers.generation import generate_text
+
+    plain_url = settings.REDIS_URL
+    settings.REDIS_URL = f"{plain_url}?socket_timeout=0.3"
+
+    def slow_worker(args, **kwargs):
+        def run():
+            r = redis.Redis.from_url(plain_url, decode_responses=True)
+            key = generation.STREAM_KEY.format(args[0])
+            for delay, event, data in ((0.6, "accepted", {}), (0.6, "start", {"model": zoo_model.pk}),
+                                       (0.0, "text", {"text": "Hello", "tokens": 1}),
+                                       (0.0, "text", {"text": " world", "tokens": 2}),
+                                       (0.0, "done", {"text": "Hello world", "token_ids": [1, 2]})):
+                time.sleep(delay)
+                r.xadd(key, {"event": event, "data": json.dumps(data)})
+
+        threading.Thread(target=run, daemon=True).start()
+
+    monkeypatch.setattr(generate_text, "apply_async", slow_worker)
+    api_client.force_authenticate(actors.alice)
+    response = api_client.post(_url(zoo_model, stream=True), {"prompt": PROMPT}, format="json")
+    assert response.status_code == 200
+    events = _events(response)
+    assert [kind for kind, _ in events] == ["start", "text", "text", "done"]
+    assert "".join(data["text"] for kind, data in events if kind == "text") == "Hello world"
