@@ -2,8 +2,9 @@
 
 Starts (unless REDIS_URL is set) an embedded Redis, then migrates, makes sure the demo user exists, and runs a
 Celery worker for the control/proxy/train queues, one for the generate queue, a profiling worker for this machine's device queue,
-Celery beat and the web server (gunicorn). Ctrl-C stops every process it started. With DATABASE_URL / REDIS_URL
-set it uses those instead (Postgres, a real Redis).
+Celery beat and the web server (gunicorn). A process that dies is started again (with a growing pause if it keeps
+dying) while the others run on; Ctrl-C stops every process it started. With DATABASE_URL / REDIS_URL set it uses those
+instead (Postgres, a real Redis).
 """
 from __future__ import annotations
 
@@ -13,7 +14,9 @@ import subprocess
 import sys
 import time
 import webbrowser
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from workers.embedded_redis import EmbeddedRedis
 
@@ -21,9 +24,104 @@ ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 
 
-def _spawn(name: str, args: list[str], env: dict[str, str]) -> tuple[str, subprocess.Popen]:
+def _spawn(args: list[str], env: dict[str, str]) -> subprocess.Popen:
     # Own session: Ctrl-C goes to this supervisor only, which then stops the children in order.
-    return name, subprocess.Popen(args, cwd=ROOT, env=env, start_new_session=True)
+    return subprocess.Popen(args, cwd=ROOT, env=env, start_new_session=True)
+
+
+@dataclass(frozen=True)
+class RestartPolicy:
+    """How long a dead child waits before it is started again: 1 s after its first death, doubling with each death
+    in a row up to 30 s; a child that stayed up 60 s starts over at 1 s. A worker killed once (out of memory,
+    `kill -9`) is back within a second; one that dies at every start (a bad setting, a port in use) is tried twice a
+    minute instead of filling the terminal in a tight loop."""
+
+    first_s: float = 1.0
+    max_s: float = 30.0
+    stable_s: float = 60.0
+
+    def delay(self, restart: int) -> float:
+        """The pause before restart number ``restart`` (1, 2, ... deaths in a row)."""
+        return min(self.max_s, self.first_s * 2 ** (restart - 1))
+
+
+@dataclass
+class _Child:
+    name: str
+    args: list[str]
+    env: dict[str, str]
+    proc: subprocess.Popen
+    started_at: float
+    restarts: int = 0  # deaths in a row (reset once it has stayed up RestartPolicy.stable_s)
+    due: float | None = None  # when a dead child is started again
+
+
+class Supervisor:
+    """The process table of `make run`: starts each child, notices one that died, starts it again after the policy's
+    pause. ``spawn`` and ``clock`` are injectable for tests."""
+
+    def __init__(self, policy: RestartPolicy = RestartPolicy(),
+                 spawn: Callable[[list[str], dict[str, str]], subprocess.Popen] = _spawn,
+                 clock: Callable[[], float] = time.monotonic, log: Callable[[str], None] | None = None):
+        self.policy, self._spawn, self._clock = policy, spawn, clock
+        self._log = log or (lambda line: print(line, flush=True))
+        self.children: list[_Child] = []
+
+    def start(self, name: str, args: list[str], env: dict[str, str]) -> None:
+        self.children.append(_Child(name, args, env, self._spawn(args, env), self._clock()))
+
+    def procs(self) -> list[tuple[str, subprocess.Popen]]:
+        return [(c.name, c.proc) for c in self.children]
+
+    def check(self) -> None:
+        """One look at every child: schedule the restart of one that died, start one whose pause is over."""
+        now = self._clock()
+        for c in self.children:
+            if c.due is None:
+                if c.proc.poll() is None:
+                    continue
+                if now - c.started_at >= self.policy.stable_s:
+                    c.restarts = 0  # it had been fine for a while: this death is a new story
+                c.restarts += 1
+                _kill_group(c.proc)
+                delay = self.policy.delay(c.restarts)
+                c.due = now + delay
+                self._log(f"[lts] {c.name} exited with code {c.proc.returncode}; restarting in {delay:g} s "
+                          f"(restart {c.restarts})")
+            elif now >= c.due:
+                c.proc, c.started_at, c.due = self._spawn(c.args, c.env), now, None
+                self._log(f"[lts] {c.name} restarted (pid {c.proc.pid})")
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    """What is left of a dead child's process group: the pool processes of a SIGKILLed Celery worker would otherwise
+    run on, orphaned, beside their restarted twin."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def supervise(children: list[tuple[str, list[str], dict[str, str]]], *, policy: RestartPolicy = RestartPolicy(),
+              interval_s: float = 0.5, on_started: Callable[[], None] | None = None) -> int:
+    """Start ``children`` (name, argv, environment) and keep them running until Ctrl-C or SIGTERM (which
+    _interrupt turns into KeyboardInterrupt); then stop them all, in order. Returns the exit code."""
+    supervisor = Supervisor(policy)
+    try:
+        for name, args, env in children:
+            supervisor.start(name, args, env)
+        if on_started is not None:
+            on_started()
+        while True:
+            time.sleep(interval_s)
+            supervisor.check()
+    except KeyboardInterrupt:
+        print("\n[lts] stopping...", flush=True)
+        return 0
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not abandon the clean-up
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        _stop(supervisor.procs())
 
 
 def _stop(procs: list[tuple[str, subprocess.Popen]], timeout_s: float = 15.0) -> None:
@@ -84,36 +182,34 @@ def main() -> int:
 
     python = str(BIN / "python")
     manage = [python, str(ROOT / "manage.py")]
-    procs: list[tuple[str, subprocess.Popen]] = []
     try:
         subprocess.run([*manage, "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True)
         subprocess.run([*manage, "lts_demo_user"], cwd=ROOT, env=env, check=True)
         celery = [str(BIN / "celery"), "-A", "lts_web"]
         device = env["LTS_DEVICE"]
-        procs.append(_spawn("worker", [*celery, "worker", "-n", "main@%h", "-Q", "control,proxy,train",
-                                       "--concurrency", "2", "-l", "INFO"], env))
         # Its own worker, so that a long training task never holds a generation up: three processes (three models
         # side by side), each keeping its recently used models loaded, sharing the cores between them.
         generate_env = {"LTS_GENERATE_THREADS": str(max(1, (os.cpu_count() or 1) // 3)), **env}
-        procs.append(_spawn("generator", [*celery, "worker", "-n", "generate@%h", "-Q", "generate",
-                                          "--concurrency", "3", "-l", "INFO"], generate_env))
-        procs.append(_spawn("profiler", [*celery, "worker", "-n", f"profile-{device}@%h", "-Q", f"profile.{device}",
-                                         "--concurrency", "1", "-l", "INFO"], env))
-        procs.append(_spawn("beat", [*celery, "beat", "-l", "INFO"], env))
-        procs.append(_spawn("web", [str(BIN / "gunicorn"), "lts_web.wsgi", "--bind", f"{host}:{port}",
-                                    "--worker-class", "gthread", "--workers", "2", "--threads", "8",
-                                    "--access-logfile", "-"], env))
+        children = [
+            ("worker", [*celery, "worker", "-n", "main@%h", "-Q", "control,proxy,train", "--concurrency", "2",
+                        "-l", "INFO"], env),
+            ("generator", [*celery, "worker", "-n", "generate@%h", "-Q", "generate", "--concurrency", "3",
+                           "-l", "INFO"], generate_env),
+            ("profiler", [*celery, "worker", "-n", f"profile-{device}@%h", "-Q", f"profile.{device}",
+                          "--concurrency", "1", "-l", "INFO"], env),
+            ("beat", [*celery, "beat", "-l", "INFO"], env),
+            ("web", [str(BIN / "gunicorn"), "lts_web.wsgi", "--bind", f"{host}:{port}", "--worker-class", "gthread",
+                     "--workers", "2", "--threads", "8", "--access-logfile", "-"], env),
+        ]
         url = f"http://{host}:{port}/"
-        print(f"[lts] LTS Studio: {url}  (Ctrl-C stops everything)", flush=True)
-        if env.get("DISPLAY") or env.get("WAYLAND_DISPLAY"):
-            webbrowser.open(url)
-        while True:
-            for name, proc in procs:
-                if proc.poll() is not None:
-                    print(f"[lts] {name} exited with code {proc.returncode}; stopping the rest", flush=True)
-                    return 1
-            time.sleep(0.5)
-    except KeyboardInterrupt:
+
+        def started() -> None:
+            print(f"[lts] LTS Studio: {url}  (Ctrl-C stops everything)", flush=True)
+            if env.get("DISPLAY") or env.get("WAYLAND_DISPLAY"):
+                webbrowser.open(url)
+
+        return supervise(children, on_started=started)
+    except KeyboardInterrupt:  # during the migration
         print("\n[lts] stopping...", flush=True)
         return 0
     except subprocess.CalledProcessError as exc:
@@ -122,7 +218,6 @@ def main() -> int:
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not abandon the clean-up
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        _stop(procs)
         if redis:
             redis.stop()
         stack_env.unlink(missing_ok=True)
