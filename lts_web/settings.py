@@ -142,7 +142,8 @@ LTS_HEARTBEAT_S = envint("LTS_HEARTBEAT_S", 10, minimum=1)
 LTS_DEVICE_OFFLINE_AFTER_S = envint("LTS_DEVICE_OFFLINE_AFTER_S", 30, minimum=3)
 # A measurement is re-queued after a lost worker at most this many times, then fails with the reason.
 LTS_MEASUREMENT_MAX_ATTEMPTS = envint("LTS_MEASUREMENT_MAX_ATTEMPTS", 3, minimum=1)
-# A pending measurement unclaimed this long while its device is online with an empty queue lost its message.
+# A pending measurement (or queued training run) unclaimed this long whose message is not in its queue lost it, and is
+# sent again; after a broker that lost its data (searches.queues.broker_lost_data) every one is checked at once.
 LTS_PENDING_REDISPATCH_S = envint("LTS_PENDING_REDISPATCH_S", 600, minimum=10)
 # An active search whose last orchestration step is older than this gets another (lost messages, dead workers).
 LTS_JOB_STALL_S = envint("LTS_JOB_STALL_S", 60, minimum=1)

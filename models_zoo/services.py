@@ -43,7 +43,7 @@ from models_zoo.core.tokenizers import MAX_VOCAB_SIZE
 from models_zoo.models import Dataset, TrainingRun, ZooModel
 from searches.core.arch import Architecture, ConfigError
 from searches.models import Candidate, Device, Measurement
-from searches.queues import queue_lengths_by_name
+from searches.queues import resend_lost
 
 __all__ = [
     "Conflict",
@@ -540,27 +540,20 @@ def do_finish_training(run_id: int, worker: str, result: TrainResult, *, tokeniz
     return model
 
 
-def do_reap_training() -> dict[str, int]:
+def do_reap_training(*, broker_lost: bool = False) -> dict[str, int]:
     """Running runs whose heartbeat stopped: re-queued to resume from their last checkpoint (at most
     LTS_TRAIN_MAX_ATTEMPTS claims in all), then failed with the reason; cancelled if a cancel was pending. Queued runs
-    whose message is gone (unclaimed for LTS_PENDING_REDISPATCH_S while the `train` queue is empty, e.g. after a
-    broker restart without persistence): sent again.
+    whose message is gone: sent again (searches.queues.resend_lost; ``broker_lost`` comes from
+    searches.queues.broker_lost_data).
 
     Tolerates races: every change is a conditional UPDATE on the stale state it observed; a duplicate message is
     harmless because only one claim can win.
     """
     now = timezone.now()
     stale = now - timedelta(seconds=settings.LTS_DEVICE_OFFLINE_AFTER_S)
-    counts = {"requeued": 0, "failed": 0, "cancelled": 0, "redispatched": 0}
-    lost = now - timedelta(seconds=settings.LTS_PENDING_REDISPATCH_S)
-    waiting = list(TrainingRun.objects.filter(status=R.QUEUED, dispatched_at__lt=lost).only("pk", "task_id")[:1000])
-    if waiting and queue_lengths_by_name(["train"])["train"] == 0:
-        for run in waiting:
-            if TrainingRun.objects.filter(pk=run.pk, status=R.QUEUED, task_id=run.task_id).update(task_id=""):
-                with transaction.atomic():
-                    _dispatch_training(run.pk)
-                counts["redispatched"] += 1
-                logger.warning("re-sent training run %s: its message was not in the train queue", run.pk)
+    resent = resend_lost(TrainingRun.objects.filter(status=R.QUEUED).only("pk", "task_id"), lambda run: "train",
+                         lambda run: _dispatch_training(run.pk), broker_lost=broker_lost)
+    counts = {"requeued": 0, "failed": 0, "cancelled": 0, "redispatched": resent}
     rows = TrainingRun.objects.filter(status=R.RUNNING, heartbeat_at__lt=stale).only(
         "pk", "heartbeat_at", "attempts", "claimed_by", "cancel_requested", "step")
     for run in rows:

@@ -19,6 +19,7 @@ from searches.core.arch import Architecture
 from searches.core.profiling import ProfilingError, profile
 from searches.models import Measurement
 from searches import services
+from searches.queues import broker_lost_data
 
 logger = logging.getLogger(__name__)
 
@@ -133,10 +134,14 @@ def advance_search(job_id: int) -> str:
 
 @shared_task(name="workers.tasks.reap_stale_work")
 def reap_stale_work() -> dict:
-    """Periodic (beat): re-queue or fail measurements whose worker died; kick searches whose step was lost."""
+    """Periodic (beat): re-queue or fail measurements whose worker died; kick searches whose step was lost. After the
+    broker lost its data, every pending measurement whose message went with it is sent again and every active search
+    is kicked, at this pass: at most the reaper interval (15 s) after the workers are back on the broker (kombu
+    retries the connection at most 30 s apart), well within a minute."""
     close_old_connections()
-    result = services.do_reap_measurements()
-    result["searches_kicked"] = len(services.do_reap_searches())
+    broker_lost = broker_lost_data("reap_stale_work")
+    result = services.do_reap_measurements(broker_lost=broker_lost)
+    result["searches_kicked"] = len(services.do_reap_searches(broker_lost=broker_lost))
     return result
 
 

@@ -22,6 +22,7 @@ from models_zoo import services
 from models_zoo.core import Progress, prepare_data, saved_tokenizer, train
 from models_zoo.models import TrainingRun
 from searches.core.arch import ConfigError
+from searches.queues import broker_lost_data
 
 __all__ = ["execute_training", "reap_training", "train_model"]
 
@@ -156,6 +157,6 @@ def train_model(self, run_id: int) -> str:
 @shared_task(name="workers.training.reap_training")
 def reap_training() -> dict:
     """Periodic (beat, LTS_REAPER_INTERVAL_S): re-queue runs whose worker died, or fail them after
-    LTS_TRAIN_MAX_ATTEMPTS."""
+    LTS_TRAIN_MAX_ATTEMPTS; re-send queued runs whose message the broker lost (as reap_stale_work)."""
     close_old_connections()
-    return services.do_reap_training()
+    return services.do_reap_training(broker_lost=broker_lost_data("reap_training"))

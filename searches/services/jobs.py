@@ -381,10 +381,12 @@ def do_measurement_finished(measurement_id: int) -> list[int]:
     return jobs
 
 
-def do_reap_searches() -> list[int]:
+def do_reap_searches(*, broker_lost: bool = False) -> list[int]:
     """Active jobs whose last orchestration step is older than LTS_JOB_STALL_S get another step (lost messages,
-    dead workers, notifications that never came, devices that came back)."""
-    stale = timezone.now() - timedelta(seconds=settings.LTS_JOB_STALL_S)
+    dead workers, notifications that never came, devices that came back); after the broker lost its data
+    (searches.queues.broker_lost_data) every active job gets one at once: its step message may have been lost with
+    it. A step is idempotent, so one too many changes nothing."""
+    stale = timezone.now() if broker_lost else timezone.now() - timedelta(seconds=settings.LTS_JOB_STALL_S)
     jobs = list(SearchJob.objects.filter(status__in=SearchJob.ACTIVE, advanced_at__lt=stale).values_list("pk", flat=True))
     jobs += list(SearchJob.objects.filter(status=S.QUEUED, advanced_at__isnull=True,
                                           created_at__lt=stale).values_list("pk", flat=True))

@@ -14,7 +14,7 @@ from django.utils import timezone
 from searches.core.arch import Architecture
 from searches.core.profiling import ProfileResult, ProfileSettings
 from searches.models import Device, Measurement
-from searches.queues import queue_lengths
+from searches.queues import resend_lost
 
 __all__ = [
     "MeasurementRequest",
@@ -140,29 +140,19 @@ def do_retry_measurement(measurement: Measurement) -> Measurement:
     return measurement
 
 
-def do_reap_measurements() -> dict[str, int]:
+def do_reap_measurements(*, broker_lost: bool = False) -> dict[str, int]:
     """Running rows whose heartbeat stopped: re-queue (bounded by LTS_MEASUREMENT_MAX_ATTEMPTS), then fail them.
-    Pending rows whose message is gone (their device is online, its queue is empty, and nobody claimed them for
-    LTS_PENDING_REDISPATCH_S, e.g. after a broker restart without persistence): send them again.
+    Pending rows whose message is gone: sent again (searches.queues.resend_lost; ``broker_lost`` comes from
+    searches.queues.broker_lost_data).
 
     Tolerates races: every change is a conditional UPDATE on the stale state it observed; a duplicate message is
     harmless because only one claim can win.
     """
     stale = timezone.now() - timedelta(seconds=settings.LTS_DEVICE_OFFLINE_AFTER_S)
-    requeued = failed = redispatched = 0
-    lost = timezone.now() - timedelta(seconds=settings.LTS_PENDING_REDISPATCH_S)
-    waiting = list(Measurement.objects.filter(status=Measurement.Status.PENDING, dispatched_at__lt=lost)
-                   .select_related("device")[:1000])
-    if waiting:
-        devices = {m.device_id: m.device for m in waiting if m.device.is_online}
-        lengths = queue_lengths(list(devices.values()))
-        for m in waiting:
-            if m.device_id in devices and lengths.get(m.device.queue) == 0:
-                if Measurement.objects.filter(pk=m.pk, status=Measurement.Status.PENDING,
-                                              task_id=m.task_id).update(task_id=""):
-                    with transaction.atomic():
-                        _dispatch(m.pk, m.device.queue)
-                    redispatched += 1
+    requeued = failed = 0
+    pending = Measurement.objects.filter(status=Measurement.Status.PENDING).select_related("device")
+    redispatched = resend_lost(pending, lambda m: m.device.queue, lambda m: _dispatch(m.pk, m.device.queue),
+                               broker_lost=broker_lost)
     rows = Measurement.objects.filter(status=Measurement.Status.RUNNING, heartbeat_at__lt=stale).select_related("device")
     for m in rows:
         observed = Measurement.objects.filter(pk=m.pk, status=Measurement.Status.RUNNING, heartbeat_at=m.heartbeat_at)
