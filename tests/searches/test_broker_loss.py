@@ -14,7 +14,7 @@ from searches import services
 from searches.core.arch import Architecture
 from searches.core.profiling import ProfileResult, ProfileSettings
 from searches.core.profiling.stats import LatencyStats
-from searches.models import Device, Measurement, SearchJob
+from searches.models import Device, SearchJob
 from searches.queues import broker_lost_data, messages_in_broker
 from tests.searches.factories import spec
 import workers.tasks
