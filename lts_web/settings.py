@@ -8,7 +8,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
-from csp.constants import NONCE
+from csp import constants as _csp
 from django.core.exceptions import ImproperlyConfigured
 
 from lts_web.env import envbool, envfloat, envint, envlist, envpath, envrate, envsecret, envstr
@@ -293,7 +293,7 @@ REST_KNOX = {
 CONTENT_SECURITY_POLICY = {
     "DIRECTIVES": {
         "default-src": ["'self'"],
-        "script-src": ["'self'", NONCE],
+        "script-src": ["'self'", _csp.NONCE],
         "style-src": ["'self'", "'unsafe-inline'"],
         "img-src": ["'self'", "data:", "blob:"],
         "font-src": ["'self'", "data:"],
