@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from drf_spectacular.utils import extend_schema
-from knox.views import LoginView as KnoxLoginView
+from knox import views as knox_views
 from rest_framework import serializers, viewsets
 from rest_framework.authtoken.serializers import AuthTokenSerializer
 from rest_framework.exceptions import ValidationError
@@ -63,7 +63,7 @@ class TokenSerializer(serializers.Serializer):
     expiry = serializers.DateTimeField()
 
 
-class ObtainTokenView(KnoxLoginView):
+class ObtainTokenView(knox_views.LoginView):
     """A new API token for a username and password (form or JSON), valid for LTS_TOKEN_TTL_DAYS. Wrong passwords
     count towards the login lock-out: past LTS_LOGIN_FAILURE_LIMIT the answer is 429 with Retry-After."""
 
@@ -82,3 +82,13 @@ class ObtainTokenView(KnoxLoginView):
             raise ValidationError(serializer.errors)
         request.user = serializer.validated_data["user"]
         return super().post(request, format)
+
+
+@extend_schema(request=None, responses={204: None})
+class LogoutView(knox_views.LogoutView):
+    """Revoke the token this request is sent with."""
+
+
+@extend_schema(request=None, responses={204: None})
+class LogoutAllView(knox_views.LogoutAllView):
+    """Revoke all of the caller's tokens."""

@@ -4,7 +4,6 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerSplitView
-from knox.views import LogoutAllView, LogoutView
 from rest_framework.permissions import AllowAny
 from rest_framework.routers import DefaultRouter
 
@@ -17,8 +16,8 @@ router.register("teams", api.TeamViewSet, basename="team")
 api_v1 = [
     path("me/", api.MeView.as_view(), name="api-me"),
     path("auth/token/", api.ObtainTokenView.as_view(), name="api-token"),
-    path("auth/logout/", LogoutView.as_view(), name="api-logout"),  # revokes the token it is sent with
-    path("auth/logoutall/", LogoutAllView.as_view(), name="api-logout-all"),  # revokes all of the user's tokens
+    path("auth/logout/", api.LogoutView.as_view(), name="api-logout"),
+    path("auth/logoutall/", api.LogoutAllView.as_view(), name="api-logout-all"),
     path("", include("searches.urls")),
     path("", include("models_zoo.api_urls")),
     path("", include("models_zoo.proxy_checks.api_urls")),

@@ -77,6 +77,15 @@ def _fill(page, field: str, value: str) -> None:
     page.locator(f'[name="{field}"]').fill(value)
 
 
+def watch(page, errors: list[str]) -> None:
+    """Uncaught errors and Content-Security-Policy violations (Chromium's console report and the DOM event) of the
+    page are appended to errors."""
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on("console", lambda msg: errors.append(msg.text) if "Content Security Policy" in msg.text else None)
+    page.add_init_script("document.addEventListener('securitypolicyviolation', (e) => console.error("
+                         "`Content Security Policy violation: ${e.violatedDirective} ${e.blockedURI}`));")
+
+
 def login(page, base_url: str, username: str) -> None:
     """Through the login form, with the actors' password."""
     page.goto(f"{base_url}/login/")
@@ -102,7 +111,7 @@ def test_submit_watch_and_open_a_candidate(live_server, actors, profiling_device
     errors: list[str] = []
     context = browser.new_context(viewport={"width": 1400, "height": 1000}, color_scheme="light")
     page = context.new_page()
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    watch(page, errors)
     page.set_default_timeout(20_000)
 
     login(page, live_server.url, "bob")
@@ -164,6 +173,7 @@ def test_submit_watch_and_open_a_candidate(live_server, actors, profiling_device
     dark = browser.new_context(viewport={"width": 1400, "height": 1000}, color_scheme="dark",
                                storage_state=context.storage_state())
     dark_page = dark.new_page()
+    watch(dark_page, errors)
     dark_page.goto(page.url)
     dark_page.wait_for_function(f"Number(document.getElementById('chart-frontier').dataset.points) === {measured}")
     dark_page.wait_for_function(f"Number(document.getElementById('chart-3d').dataset.points) === {measured}")
