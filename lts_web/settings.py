@@ -290,6 +290,7 @@ REST_KNOX = {
 # Content-Security-Policy (django-csp): scripts only from this site or inline with the request's nonce
 # ({{ request.csp_nonce }}); no other host for anything (the API docs use drf-spectacular-sidecar's copies).
 # 'unsafe-inline' styles: Plotly.js and Redoc insert <style> elements. blob: workers: Redoc's search index.
+# 'unsafe-eval' only on a search's page (searches/views.py search_detail): its WebGL charts compile code with regl.
 CONTENT_SECURITY_POLICY = {
     "DIRECTIVES": {
         "default-src": ["'self'"],

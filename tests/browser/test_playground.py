@@ -55,7 +55,7 @@ def test_two_models_stream_side_by_side(live_server, zoo_models, browser):
     _fill(page, "max_new_tokens", "40")
     _fill(page, "seed", "3")
     page.click("#generate")
-    page.wait_for_function("document.querySelectorAll('.stats.finished').length === 2", timeout=60_000)
+    page.wait_for_function("() => document.querySelectorAll('.stats.finished').length === 2", timeout=60_000)
     for model in zoo_models:
         output = page.locator(f'.output[data-model="{model.pk}"]')
         assert output.inner_text().startswith("The old king") and len(output.inner_text()) > len("The old king")

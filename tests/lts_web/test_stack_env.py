@@ -30,7 +30,8 @@ def test_a_file_left_by_a_dead_stack_is_ignored(tmp_path):
 
 
 LOCAL = ("from django.conf import settings; from django.test import Client; c = Client(HTTP_HOST='localhost'); "
-         "print(settings.DEBUG, settings.SECURE_SSL_REDIRECT, settings.SESSION_COOKIE_SECURE, settings.SECURE_HSTS_SECONDS, "
+         "print(settings.DEBUG, settings.SECURE_SSL_REDIRECT, settings.SESSION_COOKIE_SECURE, "
+         "settings.SECURE_HSTS_SECONDS, "
          "c.get('/static/lts_web/style.css').status_code, c.get('/no/such/page/').status_code, "
          "'URLconf' in c.get('/no/such/page/').content.decode())")
 
