@@ -49,7 +49,7 @@ def _seed(n: int, seed: int = 0) -> tuple[int, str, int]:
     import numpy as np
     from django.contrib.auth import get_user_model
     from django.core.management import call_command
-    from rest_framework.authtoken.models import Token
+    from knox.models import AuthToken
 
     from lts_web.services import do_create_team
     from searches.core.arch import Architecture
@@ -60,7 +60,7 @@ def _seed(n: int, seed: int = 0) -> tuple[int, str, int]:
     call_command("migrate", verbosity=0)
     user = get_user_model().objects.create_user("bench", password="bench-password-1")
     team = do_create_team("bench", user)
-    token = Token.objects.create(user=user).key
+    token = AuthToken.objects.create(user=user)[1]
     device = Device.objects.create(name="bench")
     spec = normalize_spec({"preset": "gpt2-lts", "device": "bench", "budget": {"generations": 1000}})
     rng = random.Random(seed)

@@ -70,7 +70,7 @@ def _seed(sizes: list[int]) -> tuple[dict[int, int], str, str]:
     from django.contrib.sessions.backends.db import SessionStore
     from django.core.management import call_command
     from django.db import connection
-    from rest_framework.authtoken.models import Token
+    from knox.models import AuthToken
 
     from lts_web.services import do_create_team
     from searches.core.arch import Architecture
@@ -127,7 +127,7 @@ def _seed(sizes: list[int]) -> tuple[dict[int, int], str, str]:
     session["_auth_user_backend"] = "django.contrib.auth.backends.ModelBackend"
     session["_auth_user_hash"] = user.get_session_auth_hash()
     session.create()
-    return jobs, session.session_key, Token.objects.create(user=user).key
+    return jobs, session.session_key, AuthToken.objects.create(user=user)[1]
 
 
 def _live_poll(port: int, token: str, job_id: int, changes: int) -> dict[str, int]:

@@ -150,7 +150,7 @@ def main() -> None:
     django.setup()
     from django.contrib.auth import get_user_model
     from django.core.management import call_command
-    from rest_framework.authtoken.models import Token
+    from knox.models import AuthToken
 
     from lts_web.services import do_create_team
     from models_zoo import services
@@ -158,7 +158,7 @@ def main() -> None:
     call_command("migrate", verbosity=0)
     user = get_user_model().objects.create_user("bench", password="bench-password-1")
     team = do_create_team("bench", user)
-    token = Token.objects.create(user=user).key
+    token = AuthToken.objects.create(user=user)[1]
     _write_checkpoints(data)
     zoo = {name: services.do_import_model(owner=user, team=team, source=name, name=name) for name in MODELS}
 

@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 
-__all__ = ["envbool", "envint", "envfloat", "envlist", "envpath", "envsecret", "envstr"]
+__all__ = ["envbool", "envint", "envfloat", "envlist", "envpath", "envrate", "envsecret", "envstr"]
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
@@ -84,3 +85,18 @@ def envpath(name: str, default: Path) -> Path:
     if not path.is_absolute():
         raise ImproperlyConfigured(f"{name}={value!r} must be an absolute path")
     return path
+
+
+_RATE = re.compile(r"^(\d+)/(s|sec|second|m|min|minute|h|hour|d|day)$")
+
+
+def envrate(name: str, default: str) -> str:
+    """A rate as DRF's throttles read it: N/s, N/min, N/hour or N/day (N at least 1)."""
+    value = os.environ.get(name)
+    if value is None or not value.strip():
+        return default
+    rate = value.strip().replace(" ", "")
+    match = _RATE.match(rate)
+    if not match or int(match.group(1)) < 1:
+        raise ImproperlyConfigured(f"{name}={value!r} is not a rate (use N/s, N/min, N/hour or N/day, N at least 1)")
+    return rate

@@ -5,11 +5,11 @@ import secrets
 
 from django.contrib.auth import get_user_model
 from django.db import transaction
-from rest_framework.authtoken.models import Token
+from knox.models import AuthToken
 
 from lts_web.models import Membership, Team
 
-__all__ = ["do_add_member", "do_create_team", "do_ensure_demo_user", "do_regenerate_token"]
+__all__ = ["do_add_member", "do_create_team", "do_ensure_demo_user", "do_regenerate_token", "do_revoke_tokens"]
 
 
 @transaction.atomic
@@ -25,9 +25,16 @@ def do_add_member(team: Team, user, role: str = Membership.Role.MEMBER) -> Membe
 
 
 @transaction.atomic
-def do_regenerate_token(user) -> Token:
-    Token.objects.filter(user=user).delete()
-    return Token.objects.create(user=user)
+def do_regenerate_token(user) -> tuple[AuthToken, str]:
+    """Revoke the user's API tokens and issue one: (its row, its key; only the key's digest is stored)."""
+    do_revoke_tokens(user)
+    return AuthToken.objects.create(user=user)
+
+
+def do_revoke_tokens(user) -> int:
+    """Every API token of the user stops working (logging out, a new token from /account/). Returns how many."""
+    deleted, _ = AuthToken.objects.filter(user=user).delete()
+    return deleted
 
 
 @transaction.atomic
@@ -41,5 +48,4 @@ def do_ensure_demo_user(username: str = "demo") -> tuple[object, str | None]:
     user = User.objects.create_user(username=username, password=password, is_staff=True, is_superuser=True)
     team = Team.objects.filter(name="demo").first() or Team.objects.create(name="demo")
     Membership.objects.create(user=user, team=team, role=Membership.Role.ADMIN)
-    Token.objects.get_or_create(user=user)
     return user, password

@@ -4,17 +4,23 @@ Every value goes through a typed helper in lts_web.env that raises ImproperlyCon
 """
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+from csp import constants as _csp
 from django.core.exceptions import ImproperlyConfigured
 
-from lts_web.env import envbool, envfloat, envint, envlist, envpath, envsecret, envstr
+from lts_web.env import envbool, envfloat, envint, envlist, envpath, envrate, envsecret, envstr
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = envpath("LTS_VAR_DIR", BASE_DIR / "var")
 
 DEBUG = envbool("DEBUG", False)
+# `make run` (workers/stack.py) sets it: the whole system on this machine over plain HTTP, with DEBUG off. No HTTPS
+# redirect, secure-only cookies or HSTS (there is no TLS to send them over), and static files served from the apps'
+# folders as they are (no collectstatic step that could go stale after a `git pull`).
+LTS_LOCAL_HTTP = envbool("LTS_LOCAL_HTTP", False)
 SECRET_KEY = envsecret("SECRET_KEY")
 if not SECRET_KEY:
     if not DEBUG:
@@ -24,7 +30,7 @@ if not SECRET_KEY:
 elif not DEBUG and len(SECRET_KEY) < 50:
     raise ImproperlyConfigured("SECRET_KEY must be at least 50 characters when DEBUG is off")
 
-ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"] if DEBUG else [])
+ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"] if DEBUG or LTS_LOCAL_HTTP else [])
 CSRF_TRUSTED_ORIGINS = envlist("CSRF_TRUSTED_ORIGINS", [])
 
 INSTALLED_APPS = [
@@ -35,7 +41,9 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
+    "knox",
+    "axes",
+    "csp",
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
@@ -47,6 +55,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -55,6 +64,8 @@ MIDDLEWARE = [
     "lts_web.middleware.LoginRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last: turns a login refused by the lock-out into its 429 page (settings "Hardening" below).
+    "axes.middleware.AxesMiddleware",
 ]
 
 # An index's INCLUDE columns serve PostgreSQL (searches.Candidate's candidate_job_order); SQLite builds the index
@@ -127,9 +138,9 @@ STORAGES = {
 # Plotly.js is the project's own bundle in lts_web/static/plotly/ (no CDN: users run closed networks; the trace types
 # the pages draw, 1.5 MB on load and the 3-D trace's 0.55 MB chunk when a 3-D view is shown, instead of the full
 # 4.8 MB: lts_web/frontend/plotly/build.js).
-# Without collectstatic (tests, DEBUG), serve straight from the app folders.
-WHITENOISE_USE_FINDERS = DEBUG
-if DEBUG:
+# Without collectstatic (tests, DEBUG, `make run`), serve straight from the app folders.
+WHITENOISE_USE_FINDERS = DEBUG or LTS_LOCAL_HTTP
+if WHITENOISE_USE_FINDERS:
     STORAGES["staticfiles"] = {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}
 
 # Where the system keeps what it makes and reads.
@@ -227,7 +238,7 @@ LTS_QUEUES = ("control", "proxy", "train", "generate")
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "knox.auth.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -235,6 +246,11 @@ REST_FRAMEWORK = {
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 100,
+    # Per-user rates of the requests that start work (lts_web/throttling.py; settings "Hardening" below).
+    "DEFAULT_THROTTLE_RATES": {
+        "start_work": envrate("LTS_RATE_START_WORK", "100/hour"),
+        "generate": envrate("LTS_RATE_GENERATE", "60/min"),
+    },
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "LTS Studio API",
@@ -249,8 +265,55 @@ SPECTACULAR_SETTINGS = {
                             "ProxyCheckStatusEnum": "models_zoo.proxy_checks.models.ProxyCheck.Status"},
 }
 
-# HTTPS hardening whenever DEBUG is off. Behind a TLS-terminating proxy set SECURE_PROXY_SSL_HEADER_NAME.
+# --- Hardening: login lock-out, API tokens, rate limits, Content-Security-Policy ---------------------------------
+# Lock-out (django-axes): LTS_LOGIN_FAILURE_LIMIT wrong passwords for one username from one address lock that pair
+# out for LTS_LOGIN_COOLOFF_S, counted from the last try (a try while locked out starts the wait again, the right
+# password included). The login page then answers with a page, POST /api/v1/auth/token/ with JSON, both 429 with
+# Retry-After (lts_web/throttling.py). Attempts are database rows, shared by every web process.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = envint("LTS_LOGIN_FAILURE_LIMIT", 5, minimum=1)
+AXES_COOLOFF_TIME = timedelta(seconds=envint("LTS_LOGIN_COOLOFF_S", 900, minimum=1))
+# The pair, not the address alone (a whole office behind one NAT) nor the username alone (anyone could lock anyone).
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "lts_web.throttling.lockout_response"
+# API tokens (django-rest-knox): stored as SHA-512 digests, valid LTS_TOKEN_TTL_DAYS from their issue, sent as
+# `Authorization: Token <key>`. POST /api/v1/auth/token/ gives a script one; /account/ gives a person one (shown once).
+# Logging out of the pages revokes all the user's tokens; POST /api/v1/auth/logout/ the one it is sent with,
+# /api/v1/auth/logoutall/ all of them.
+REST_KNOX = {
+    "TOKEN_TTL": timedelta(days=envint("LTS_TOKEN_TTL_DAYS", 30, minimum=1)),
+    "AUTH_HEADER_PREFIX": "Token",
+}
+# Rate limits: REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] above (LTS_RATE_START_WORK: creating, cloning or retrying a
+# search, a training run, a proxy check, a dataset or an import, through the API or a page's form; LTS_RATE_GENERATE:
+# generations). Counted per user in the shared cache (Redis), so every web process sees the same count.
+# Content-Security-Policy (django-csp): scripts only from this site or inline with the request's nonce
+# ({{ request.csp_nonce }}); no other host for anything (the API docs use drf-spectacular-sidecar's copies).
+# 'unsafe-inline' styles: Plotly.js and Redoc insert <style> elements. blob: workers: Redoc's search index.
+# 'unsafe-eval' only on a search's page (searches/views.py search_detail): its WebGL charts compile code with regl.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'", _csp.NONCE],
+        "style-src": ["'self'", "'unsafe-inline'"],
+        "img-src": ["'self'", "data:", "blob:"],
+        "font-src": ["'self'", "data:"],
+        "worker-src": ["'self'", "blob:"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    },
+}
+
+# HTTPS hardening whenever DEBUG is off, except on `make run`'s plain HTTP (LTS_LOCAL_HTTP). Behind a TLS-terminating
+# proxy set SECURE_PROXY_SSL_HEADER_NAME.
 if not DEBUG:
+    SECURE_CONTENT_TYPE_NOSNIFF = True
+    SECURE_REFERRER_POLICY = "same-origin"
+if not DEBUG and not LTS_LOCAL_HTTP:
     SECURE_SSL_REDIRECT = envbool("SECURE_SSL_REDIRECT", True)
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
@@ -260,8 +323,6 @@ if not DEBUG:
     if not SECURE_HSTS_PRELOAD:
         # Joining the browsers' preload list is hard to undo: the domain owner opts in, we don't by default.
         SILENCED_SYSTEM_CHECKS += ["security.W021"]
-    SECURE_CONTENT_TYPE_NOSNIFF = True
-    SECURE_REFERRER_POLICY = "same-origin"
     _proxy_header = envstr("SECURE_PROXY_SSL_HEADER_NAME")
     if _proxy_header:
         SECURE_PROXY_SSL_HEADER = (_proxy_header, "https")

@@ -3,8 +3,7 @@ from __future__ import annotations
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
-from rest_framework.authtoken.views import ObtainAuthToken
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerSplitView
 from rest_framework.permissions import AllowAny
 from rest_framework.routers import DefaultRouter
 
@@ -16,7 +15,9 @@ router.register("teams", api.TeamViewSet, basename="team")
 
 api_v1 = [
     path("me/", api.MeView.as_view(), name="api-me"),
-    path("auth/token/", ObtainAuthToken.as_view(), name="api-token"),
+    path("auth/token/", api.ObtainTokenView.as_view(), name="api-token"),
+    path("auth/logout/", api.LogoutView.as_view(), name="api-logout"),
+    path("auth/logoutall/", api.LogoutAllView.as_view(), name="api-logout-all"),
     path("", include("searches.urls")),
     path("", include("models_zoo.api_urls")),
     path("", include("models_zoo.proxy_checks.api_urls")),
@@ -35,15 +36,18 @@ urlpatterns = [
     path("account/", views.account, name="account"),
     path("healthz", views.healthz, name="healthz"),
     path("login/", auth_views.LoginView.as_view(), name="login"),
-    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("logout/", views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
-    # The schema and its documentation pages are public: they describe the API, they expose no data.
+    # The schema and its documentation pages are public: they describe the API, they expose no data. Both pages load
+    # drf-spectacular-sidecar's copies of their bundles from /static/; Swagger UI's set-up script is a request of its
+    # own (the split view) and Redoc's template has no fonts from elsewhere, so both run under the CSP.
     path("api/schema/", SpectacularAPIView.as_view(permission_classes=[AllowAny]), name="api-schema"),
     path(
         "api/docs/",
-        SpectacularSwaggerView.as_view(url_name="api-schema", permission_classes=[AllowAny]),
+        SpectacularSwaggerSplitView.as_view(url_name="api-schema", permission_classes=[AllowAny]),
         name="api-docs",
     ),
-    path("api/redoc/", SpectacularRedocView.as_view(url_name="api-schema", permission_classes=[AllowAny]), name="api-redoc"),
+    path("api/redoc/", SpectacularRedocView.as_view(url_name="api-schema", permission_classes=[AllowAny],
+                                                    template_name="lts_web/redoc.html"), name="api-redoc"),
 ]

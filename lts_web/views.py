@@ -1,17 +1,20 @@
-"""Pages and endpoints of the project shell: teams, account (API token), health."""
+"""Pages and endpoints of the project shell: teams, account (API token), logout, health."""
 from __future__ import annotations
 
 from django.contrib import messages
+from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_not_required
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import render
+from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods
-from rest_framework.authtoken.models import Token
+from knox.models import AuthToken
+from knox.settings import knox_settings
 
 from lts_web.health import check_broker, check_database
 from lts_web.models import Membership
-from lts_web.services import do_regenerate_token
+from lts_web.services import do_regenerate_token, do_revoke_tokens
 
 
 @login_not_required
@@ -37,11 +40,24 @@ def teams(request: HttpRequest) -> HttpResponse:
     return render(request, "lts_web/teams.html", {"memberships": memberships})
 
 
+@never_cache
 @require_http_methods(["GET", "POST"])
 def account(request: HttpRequest) -> HttpResponse:
+    """The user's API tokens; POST issues a new one (the others are revoked) and shows its key this once: only its
+    digest is stored. Rendered, not redirected: a message would keep the key in the session's cookie."""
+    new_key = None
     if request.method == "POST":
-        do_regenerate_token(request.user)
-        messages.success(request, "A new API token was issued; the old one no longer works.")
-        return redirect("account")
-    token = Token.objects.filter(user=request.user).first()
-    return render(request, "lts_web/account.html", {"token": token})
+        _, new_key = do_regenerate_token(request.user)
+        messages.success(request, "A new API token was issued; the old ones no longer work.")
+    tokens = AuthToken.objects.filter(user=request.user, expiry__gt=timezone.now()).order_by("-created")
+    return render(request, "lts_web/account.html", {"tokens": tokens, "new_key": new_key,
+                                                         "ttl_days": knox_settings.TOKEN_TTL.days})
+
+
+class LogoutView(auth_views.LogoutView):
+    """Logging out of the pages also revokes the user's API tokens (a script's too: get a new one after)."""
+
+    def post(self, request, *args, **kwargs):
+        if request.user.is_authenticated:
+            do_revoke_tokens(request.user)
+        return super().post(request, *args, **kwargs)

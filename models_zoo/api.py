@@ -16,6 +16,7 @@ from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from lts_web.throttling import GenerateThrottle, StartWorkThrottled
 from models_zoo import generation, services
 from models_zoo.archive import stream_zip
 from models_zoo.core.generation import GenerationError
@@ -43,7 +44,7 @@ def _conflict(message: str) -> Response:
     return Response({"detail": message}, status=status.HTTP_409_CONFLICT)
 
 
-class DatasetViewSet(mixins.CreateModelMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin,
+class DatasetViewSet(StartWorkThrottled, mixins.CreateModelMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin,
                      mixins.DestroyModelMixin, viewsets.GenericViewSet):
     """Training text of your teams: an upload (multipart, field ``file``), a folder under LTS_DATA_ROOT, or a
     Hugging Face dataset. Deleting needs the owner or a team admin, and no queued or running run using it."""
@@ -77,7 +78,7 @@ class DatasetViewSet(mixins.CreateModelMixin, mixins.ListModelMixin, mixins.Retr
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class TrainingRunViewSet(mixins.CreateModelMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin,
+class TrainingRunViewSet(StartWorkThrottled, mixins.CreateModelMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin,
                          viewsets.GenericViewSet):
     """Training runs of your teams with their live progress (step, tokens, losses, perplexity, tokens/s, ETA; the
     history of progress points in the detail). Create from a candidate or a pasted architecture; cancel needs the
@@ -121,7 +122,7 @@ class TrainingRunViewSet(mixins.CreateModelMixin, mixins.ListModelMixin, mixins.
         return Response(TrainingRunSerializer(self.get_queryset().get(pk=run.pk)).data)
 
 
-class ZooModelViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.DestroyModelMixin,
+class ZooModelViewSet(StartWorkThrottled, mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.DestroyModelMixin,
                       viewsets.GenericViewSet):
     """Trained and imported GPT-2 checkpoints of your teams with validation perplexity, proxy, and latency and
     memory per device (every finished measurement of the archid); download as a zip; import a checkpoint."""
@@ -130,6 +131,7 @@ class ZooModelViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.D
     queryset = ZooModel.objects.none()
     permission_classes = [IsAuthenticated, CanChange]
     filterset_fields = ["source", "team", "archid"]
+    start_work_actions = ("import_model",)
 
     def get_queryset(self):
         return visible(ZooModel, self.request.user).select_related("owner", "team").order_by("-created_at")
@@ -206,6 +208,7 @@ def sse(event: str, data: dict) -> bytes:
 
 class _GenerateBase(APIView):
     permission_classes = [IsAuthenticated]
+    throttle_classes = [GenerateThrottle]
 
     def _start(self, request, pk: int) -> generation.GenerationHandle:
         model = get_object_or_404(visible(ZooModel, request.user), pk=pk)

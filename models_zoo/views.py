@@ -14,6 +14,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from lts_web.models import teams_of
+from lts_web.throttling import throttle_start_work
 from models_zoo import services
 from models_zoo.api import archive_response
 from models_zoo.forms import DatasetForm, ImportForm, TrainForm
@@ -86,6 +87,7 @@ def zoo_list(request: HttpRequest) -> HttpResponse:
 
 
 @require_POST
+@throttle_start_work
 def zoo_import(request: HttpRequest) -> HttpResponse:
     teams = list(teams_of(request.user))
     form = ImportForm(request.POST, teams=teams, devices=Device.objects.all())
@@ -179,6 +181,7 @@ def _candidate_ids(request: HttpRequest) -> list[int]:
 
 
 @require_http_methods(["GET", "POST"])
+@throttle_start_work
 def train_new(request: HttpRequest) -> HttpResponse:
     """Start training: a pasted architecture, or the candidates of a search (?candidate=ID, repeated or
     ?candidates=1,2,3: one run each, as the search page's "train" action links)."""
@@ -219,6 +222,7 @@ def train_new(request: HttpRequest) -> HttpResponse:
 
 
 @require_http_methods(["GET", "POST"])
+@throttle_start_work
 def dataset_list(request: HttpRequest) -> HttpResponse:
     teams = list(teams_of(request.user))
     if request.method == "POST":

@@ -24,6 +24,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from lts_web.models import Team
+from lts_web.throttling import StartWorkThrottled
 from searches import services
 from searches.core.arch import Architecture, ConfigError
 from searches.core.cli import arch_record
@@ -63,7 +64,7 @@ def with_related(queryset: QuerySet[SearchJob]) -> QuerySet[SearchJob]:
     return queryset.select_related("owner", "team", "device")
 
 
-class SearchJobViewSet(mixins.CreateModelMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin,
+class SearchJobViewSet(StartWorkThrottled, mixins.CreateModelMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin,
                        mixins.DestroyModelMixin, viewsets.GenericViewSet):
     """Search jobs of your teams. Changes (cancel, pause, resume, retry, delete) need the owner or a team admin."""
 
@@ -71,6 +72,7 @@ class SearchJobViewSet(mixins.CreateModelMixin, mixins.ListModelMixin, mixins.Re
     queryset = SearchJob.objects.none()  # for the schema; get_queryset scopes to the caller's teams
     permission_classes = [IsAuthenticated, CanChangeSearch]
     filterset_fields = ["status", "team"]
+    start_work_actions = ("create", "clone", "retry")
 
     def get_queryset(self):
         queryset = with_related(visible_searches(self.request.user)).order_by("-created_at")

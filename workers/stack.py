@@ -4,11 +4,13 @@ Starts (unless REDIS_URL is set) an embedded Redis, then migrates, makes sure th
 Celery worker for the control/proxy/train queues, one for the generate queue, a profiling worker for this machine's device queue,
 Celery beat and the web server (gunicorn). A process that dies is started again (with a growing pause if it keeps
 dying) while the others run on; Ctrl-C stops every process it started. With DATABASE_URL / REDIS_URL set it uses those
-instead (Postgres, a real Redis).
+instead (Postgres, a real Redis). DEBUG is off unless the environment sets DEBUG=1: the secret key is made once into
+var/secret_key, and the site runs over plain HTTP on this machine (LTS_LOCAL_HTTP).
 """
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -148,12 +150,39 @@ def _write_stack_env(var_dir: Path, env: dict[str, str]) -> Path:
     its own); manage.py reads it while this process lives. Owner-only: DATABASE_URL may hold a password."""
     var_dir.mkdir(parents=True, exist_ok=True)
     path = var_dir / "stack.env"
-    keys = ("DEBUG", "REDIS_URL", "DATABASE_URL", "LTS_DEVICE", "LTS_VAR_DIR")
+    keys = ("DEBUG", "SECRET_KEY", "SECRET_KEY_FILE", "LTS_LOCAL_HTTP", "ALLOWED_HOSTS", "REDIS_URL", "DATABASE_URL",
+            "LTS_DEVICE", "LTS_VAR_DIR")
     lines = [f"LTS_STACK_PID={os.getpid()}", *(f"{k}={env[k]}" for k in keys if env.get(k))]
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
         f.write("\n".join(lines) + "\n")
     return path
+
+
+def _secret_key_file(var_dir: Path) -> Path:
+    """var/secret_key: made on the first run (owner-only), then reused, so that sessions survive a restart."""
+    path = var_dir / "secret_key"
+    var_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path
+    with os.fdopen(fd, "w") as f:
+        f.write(secrets.token_urlsafe(64) + "\n")  # 86 characters; settings want at least 50
+    return path
+
+
+def _local_env(env: dict[str, str], var_dir: Path, host: str) -> None:
+    """DEBUG off unless asked for (DEBUG=1): a generated secret key, the addresses this stack answers on, and plain
+    HTTP (no HTTPS redirect, secure-only cookies or HSTS; settings.LTS_LOCAL_HTTP). What the environment sets wins."""
+    env.setdefault("LTS_LOCAL_HTTP", "1")
+    if not env.get("SECRET_KEY") and not env.get("SECRET_KEY_FILE"):
+        env["SECRET_KEY_FILE"] = str(_secret_key_file(var_dir))
+    if "ALLOWED_HOSTS" not in env:
+        hosts = ["127.0.0.1", "localhost", "[::1]"]
+        if host not in ("0.0.0.0", "::", *hosts):  # a wildcard bind: name the machine's addresses in ALLOWED_HOSTS
+            hosts.append(f"[{host}]" if ":" in host else host)
+        env["ALLOWED_HOSTS"] = ",".join(hosts)
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -166,16 +195,16 @@ def main() -> int:
     signal.signal(signal.SIGINT, _interrupt)
     signal.signal(signal.SIGTERM, _interrupt)
     env = dict(os.environ)
-    env.setdefault("DEBUG", "1")  # a local demo; production runs gunicorn with DEBUG off (docker-compose.yml)
     env.setdefault("PYTHONUNBUFFERED", "1")
     env.setdefault("LTS_DEVICE", "local")
     host, port = env.get("LTS_HOST", "127.0.0.1"), env.get("LTS_PORT", "8000")
+    var_dir = Path(env.get("LTS_VAR_DIR") or ROOT / "var")
+    _local_env(env, var_dir, host)
     redis = None
     if not env.get("REDIS_URL"):
         redis = EmbeddedRedis().start()
         env["REDIS_URL"] = redis.url
         print(f"[lts] embedded Redis on {redis.url}", flush=True)
-    var_dir = Path(env.get("LTS_VAR_DIR") or ROOT / "var")
     database = env.get("DATABASE_URL") or f"SQLite in {var_dir / 'db.sqlite3'}"
     print(f"[lts] database: {database}", flush=True)
     stack_env = _write_stack_env(var_dir, env)

@@ -9,6 +9,7 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
+from lts_web.throttling import StartWorkThrottled
 from models_zoo.permissions import CanChange, visible
 from models_zoo.proxy_checks import services
 from models_zoo.proxy_checks.models import ProxyCheck, ProxyCheckRun
@@ -22,7 +23,7 @@ def with_members(rows: QuerySet[ProxyCheck]) -> QuerySet[ProxyCheck]:
     return rows.select_related("owner", "team", "dataset").prefetch_related(Prefetch("members", queryset=members))
 
 
-class ProxyCheckViewSet(mixins.CreateModelMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin,
+class ProxyCheckViewSet(StartWorkThrottled, mixins.CreateModelMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin,
                         mixins.DestroyModelMixin, viewsets.GenericViewSet):
     """How well the LTS proxy ranks real validation perplexity on your data: K architectures drawn across the proxy
     range of a space (or a finished search's candidates) are trained through the normal training path (they land in

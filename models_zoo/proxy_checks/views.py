@@ -14,6 +14,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from lts_web.models import teams_of
+from lts_web.throttling import throttle_start_work
 from models_zoo.models import Dataset
 from models_zoo.permissions import can_change, visible
 from models_zoo.proxy_checks import services
@@ -47,6 +48,7 @@ def _initial(request: HttpRequest, teams: list) -> dict[str, Any]:
 
 
 @require_http_methods(["GET", "POST"])
+@throttle_start_work
 def check_list(request: HttpRequest) -> HttpResponse:
     teams = list(teams_of(request.user))
     datasets = list(visible(Dataset, request.user).select_related("team").order_by("name"))

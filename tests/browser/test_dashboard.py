@@ -77,6 +77,16 @@ def _fill(page, field: str, value: str) -> None:
     page.locator(f'[name="{field}"]').fill(value)
 
 
+def watch(page, errors: list[str]) -> None:
+    """Uncaught errors and Content-Security-Policy violations (Chromium's console report and the DOM event) of the
+    page are appended to errors. (The pages' CSP has no 'unsafe-eval': a wait_for_function predicate must be an arrow
+    function, which Playwright compiles outside the page, not an expression it would eval in it.)"""
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on("console", lambda msg: errors.append(msg.text) if "Content Security Policy" in msg.text else None)
+    page.add_init_script("document.addEventListener('securitypolicyviolation', (e) => console.error("
+                         "`Content Security Policy violation: ${e.violatedDirective} ${e.blockedURI} at ${e.sourceFile}:${e.lineNumber}`));")
+
+
 def login(page, base_url: str, username: str) -> None:
     """Through the login form, with the actors' password."""
     page.goto(f"{base_url}/login/")
@@ -102,7 +112,7 @@ def test_submit_watch_and_open_a_candidate(live_server, actors, profiling_device
     errors: list[str] = []
     context = browser.new_context(viewport={"width": 1400, "height": 1000}, color_scheme="light")
     page = context.new_page()
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    watch(page, errors)
     page.set_default_timeout(20_000)
 
     login(page, live_server.url, "bob")
@@ -112,7 +122,7 @@ def test_submit_watch_and_open_a_candidate(live_server, actors, profiling_device
     page.select_option("#f-preset", "")
     for key, value in TINY_SPACE.items():
         _fill(page, f"space.{key}", value)
-    page.wait_for_function("document.getElementById('preview-size').textContent.startsWith('8 architectures')")
+    page.wait_for_function("() => document.getElementById('preview-size').textContent.startsWith('8 architectures')")
     _fill(page, "name", "browser tiny")
     page.check(f'input[name=device][value="{profiling_device}"]')
     _fill(page, "profiling.seq_len", "4096")  # longer than the space's max_sequence_length (64): refused
@@ -142,13 +152,13 @@ def test_submit_watch_and_open_a_candidate(live_server, actors, profiling_device
     assert job.spec["profiling"]["host_wait_s"] == 0.2
 
     # the frontier chart fills from the live poll while the search runs
-    page.wait_for_function("Number(document.getElementById('chart-frontier').dataset.points) > 0", timeout=90_000)
+    page.wait_for_function("() => Number(document.getElementById('chart-frontier').dataset.points) > 0", timeout=90_000)
     _shot(page, "search-detail-running")
-    page.wait_for_function("document.getElementById('job-status').textContent === 'completed'", timeout=120_000)
+    page.wait_for_function("() => document.getElementById('job-status').textContent === 'completed'", timeout=120_000)
     _orm(job.refresh_from_db)
     assert job.status == "completed", job.error
     measured = job.counts["measured"]
-    page.wait_for_function(f"Number(document.getElementById('chart-frontier').dataset.points) === {measured}")
+    page.wait_for_function(f"() => Number(document.getElementById('chart-frontier').dataset.points) === {measured}")
     assert page.locator("#table-count").inner_text() == str(job.counts["candidates"])
     assert page.locator("#live").inner_text() == ""  # polling stopped
     hv_points = page.evaluate("document.getElementById('chart-hv').dataset.points")
@@ -157,16 +167,18 @@ def test_submit_watch_and_open_a_candidate(live_server, actors, profiling_device
     three = page.locator("#chart-3d")
     assert not three.is_visible() and three.get_attribute("data-points") == "0"
     page.check("#show-3d")
-    page.wait_for_function(f"Number(document.getElementById('chart-3d').dataset.points) === {measured}")
+    page.wait_for_function(f"() => Number(document.getElementById('chart-3d').dataset.points) === {measured}")
     assert three.is_visible() and page.locator("#chart-3d .gl-container canvas").count() >= 1
     _shot(page, "search-detail-light")
 
     dark = browser.new_context(viewport={"width": 1400, "height": 1000}, color_scheme="dark",
                                storage_state=context.storage_state())
     dark_page = dark.new_page()
+    watch(dark_page, errors)
     dark_page.goto(page.url)
-    dark_page.wait_for_function(f"Number(document.getElementById('chart-frontier').dataset.points) === {measured}")
-    dark_page.wait_for_function(f"Number(document.getElementById('chart-3d').dataset.points) === {measured}")
+    dark_page.wait_for_function(
+        f"() => Number(document.getElementById('chart-frontier').dataset.points) === {measured}")
+    dark_page.wait_for_function(f"() => Number(document.getElementById('chart-3d').dataset.points) === {measured}")
     assert dark_page.is_checked("#show-3d")
     _shot(dark_page, "search-detail-dark")
     dark.close()

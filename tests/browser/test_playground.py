@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from models_zoo import services
-from tests.browser.test_dashboard import CHROMIUM, CHROMIUM_ARGS, _fill, _shot, login, sync_api
+from tests.browser.test_dashboard import CHROMIUM, CHROMIUM_ARGS, _fill, _shot, login, sync_api, watch
 from tests.models_zoo.conftest import corpus, roots  # noqa: F401  (fixtures)
 from tests.models_zoo.core.test_generation import write_checkpoint
 
@@ -38,7 +38,7 @@ def browser(zoo_models, start_worker, roots):
 def test_two_models_stream_side_by_side(live_server, zoo_models, browser):
     errors: list[str] = []
     page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    watch(page, errors)
     page.set_default_timeout(30_000)
     login(page, live_server.url, "bob")
 
@@ -55,7 +55,7 @@ def test_two_models_stream_side_by_side(live_server, zoo_models, browser):
     _fill(page, "max_new_tokens", "40")
     _fill(page, "seed", "3")
     page.click("#generate")
-    page.wait_for_function("document.querySelectorAll('.stats.finished').length === 2", timeout=60_000)
+    page.wait_for_function("() => document.querySelectorAll('.stats.finished').length === 2", timeout=60_000)
     for model in zoo_models:
         output = page.locator(f'.output[data-model="{model.pk}"]')
         assert output.inner_text().startswith("The old king") and len(output.inner_text()) > len("The old king")

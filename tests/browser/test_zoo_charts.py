@@ -9,7 +9,7 @@ from models_zoo import services
 from models_zoo.models import ZooModel
 from searches.core.arch import Architecture
 from searches.models import Device, Measurement
-from tests.browser.test_dashboard import CHROMIUM, CHROMIUM_ARGS, _orm, _shot, login, sync_api
+from tests.browser.test_dashboard import CHROMIUM, CHROMIUM_ARGS, _orm, _shot, login, sync_api, watch
 from tests.models_zoo.conftest import FAST_CONFIG, TINY_ARCH, corpus, dataset, roots, sent  # noqa: F401  (fixtures)
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -38,7 +38,7 @@ def test_zoo_and_run_charts_draw(live_server, actors, zoo):
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1300, "height": 1000})
-            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            watch(page, errors)
             login(page, live_server.url, "bob")
             page.goto(f"{live_server.url}/zoo/")
             for chart in ("chart-latency", "chart-memory"):

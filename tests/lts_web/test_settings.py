@@ -30,6 +30,8 @@ def _django_check(extra_env: dict[str, str], *args: str) -> subprocess.Completed
         (lambda: env.envint("X_INT", 1, minimum=1), "X_INT", "0", "below the minimum"),
         (lambda: env.envfloat("X_FLOAT", 1.0), "X_FLOAT", "fast", "is not a number"),
         (lambda: env.envpath("X_PATH", Path("/tmp")), "X_PATH", "relative/dir", "must be an absolute path"),
+        (lambda: env.envrate("X_RATE", "1/min"), "X_RATE", "100 per hour", "is not a rate"),
+        (lambda: env.envrate("X_RATE", "1/min"), "X_RATE", "0/min", "is not a rate"),
     ],
 )
 def test_typed_helpers_reject_bad_values(monkeypatch, helper, name, value, message):
@@ -46,6 +48,8 @@ def test_typed_helpers_parse_good_values(monkeypatch):
     assert env.envint("X_INT", 1) == 42
     assert env.envlist("X_LIST", []) == ["a.example", "b.example"]
     assert env.envbool("X_UNSET", True) is True
+    monkeypatch.setenv("X_RATE", " 30 / hour ")
+    assert env.envrate("X_RATE", "1/min") == "30/hour"
 
 
 def test_secret_from_file_and_conflict(monkeypatch, tmp_path):
