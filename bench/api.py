@@ -4,7 +4,13 @@
     .venv/bin/python bench/api.py orchestration          # real workers, real profiling, tiny preset
 
 `http` seeds its own database (lts_bench_api, dropped and re-created), starts gunicorn on a free port and measures
-p50/p95 of the candidates list, the `after` poll and the frontier endpoint. `orchestration` runs a tiny search
+p50/p95/p99 of the candidates list, the `after` poll and the frontier endpoint (`--endpoints search`), or of every read
+endpoint of the API in turn (`--endpoints read`: searches, a search, its candidates and frontier, measurements, devices,
+zoo models, datasets, training runs, proxy checks, presets, me, teams), with the requests per second, the errors, and
+where the machine's CPU time went meanwhile (gunicorn, PostgreSQL, Redis, this load generator):
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/test .venv/bin/python bench/api.py http --endpoints read \
+        --clients 50 --seconds 60 --think 0 `orchestration` runs a tiny search
 through a real control worker and profiling worker and reports job wall time minus time spent measuring.
 """
 from __future__ import annotations
@@ -21,6 +27,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -149,14 +156,7 @@ def bench_http(args) -> None:
     port = free_port()
     server = start_gunicorn(port, {**os.environ, **env}, workers=args.workers, threads=args.threads)
     try:
-        n = args.candidates
-        paths = [
-            ("candidates list (page of 100)", lambda: f"/api/v1/candidates/?job={job_id}&limit=100"
-                                                      f"&offset={random.randrange(0, n - 100)}"),
-            ("after poll (last generation)", f"/api/v1/candidates/?job={job_id}&after={revision - 2}"),
-            ("frontier (job objectives)", f"/api/v1/searches/{job_id}/frontier/"),
-            ("frontier (proxy vs latency)", f"/api/v1/searches/{job_id}/frontier/?objectives=proxy,latency"),
-        ]
+        paths = _paths(args.endpoints, job_id, args.candidates, revision)
         # Warm-up with every client: each gunicorn thread opens its database connection on its first request.
         warm_until = time.monotonic() + 5
         warmers = [threading.Thread(target=_client, args=(port, token, paths, warm_until, {}, [], args.think))
@@ -170,10 +170,14 @@ def bench_http(args) -> None:
         until = time.monotonic() + args.seconds
         threads = [threading.Thread(target=_client, args=(port, token, paths, until, results, errors, args.think))
                    for _ in range(args.clients)]
+        cpu_before = _cpu_by_process(server)
+        started = time.monotonic()
         for t in threads:
             t.start()
         for t in threads:
             t.join()
+        elapsed = time.monotonic() - started
+        cpu = {k: v - cpu_before.get(k, 0.0) for k, v in _cpu_by_process(server).items()}
     finally:
         stop(server)
         if redis:
@@ -191,8 +195,79 @@ def bench_http(args) -> None:
         size = statistics.median(results[name + ":bytes"])
         print(f"| {name} | {len(samples)} | {statistics.median(samples) * 1000:.1f} | {q[94] * 1000:.1f} | "
               f"{q[98] * 1000:.1f} | {size:,.0f} |")
-    if errors:
-        print(f"{len(errors)} errors, first: {errors[:3]}")
+    every = sorted(x for name, _ in paths for x in results.get(name, []))
+    if every:
+        q = statistics.quantiles(every, n=100)
+        print(f"| all | {len(every)} | {statistics.median(every) * 1000:.1f} | {q[94] * 1000:.1f} | {q[98] * 1000:.1f} |"
+              f" |")
+    print(f"errors: {len(errors)}" + (f", first: {errors[:3]}" if errors else ""))
+    # Where the time goes: CPU seconds of each kind of process over the measured window, against the machine's
+    # (cores x seconds). A closed loop saturates the cores; every request then waits its turn in the queue, so
+    # latency ~ clients / throughput (Little's law), and throughput ~ cores / CPU per request.
+    capacity = (os.cpu_count() or 1) * elapsed
+    print(f"\nCPU over the {elapsed:.1f} s window ({os.cpu_count()} cores = {capacity:.0f} core-seconds); "
+          f"per request: CPU seconds / {total} requests")
+    print("| process | CPU s | share of the cores | ms per request |\n|---|---|---|---|")
+    for name, seconds in sorted(cpu.items(), key=lambda kv: -kv[1]):
+        print(f"| {name} | {seconds:.1f} | {seconds / capacity:.0%} | {seconds / max(total, 1) * 1000:.1f} |")
+    busy = sum(cpu.values())
+    print(f"| all of these | {busy:.1f} | {busy / capacity:.0%} | {busy / max(total, 1) * 1000:.1f} |")
+    if every:
+        print(f"Little's law: {args.clients} clients / {total / args.seconds:.1f} requests/s = "
+              f"{args.clients / (total / args.seconds) * 1000:.0f} ms per request in the system (measured mean "
+              f"{statistics.fmean(every) * 1000:.0f} ms)")
+
+
+def _paths(kind: str, job_id: int, n: int, revision: int) -> list[tuple[str, Any]]:
+    search = [
+        ("candidates list (page of 100)", lambda: f"/api/v1/candidates/?job={job_id}&limit=100"
+                                                  f"&offset={random.randrange(0, n - 100)}"),
+        ("after poll (last generation)", f"/api/v1/candidates/?job={job_id}&after={revision - 2}"),
+        ("frontier (job objectives)", f"/api/v1/searches/{job_id}/frontier/"),
+        ("frontier (proxy vs latency)", f"/api/v1/searches/{job_id}/frontier/?objectives=proxy,latency"),
+    ]
+    if kind == "search":
+        return search
+    return search + [
+        ("searches list", "/api/v1/searches/"),
+        ("search detail", f"/api/v1/searches/{job_id}/"),
+        ("measurements list (page of 100)", "/api/v1/measurements/?limit=100"),
+        ("devices list", "/api/v1/devices/"),
+        ("zoo models list", "/api/v1/zoo-models/"),
+        ("datasets list", "/api/v1/datasets/"),
+        ("training runs list", "/api/v1/training-runs/"),
+        ("proxy checks list", "/api/v1/proxy-checks/"),
+        ("presets", "/api/v1/presets/"),
+        ("me", "/api/v1/me/"),
+        ("teams", "/api/v1/teams/"),
+    ]
+
+
+def _cpu_by_process(server: subprocess.Popen) -> dict[str, float]:
+    """User + system CPU seconds so far of gunicorn (master and workers), PostgreSQL's processes, Redis servers and
+    this process (the load generator's client threads)."""
+    import psutil
+
+    totals: dict[str, float] = {}
+
+    def add(name: str, proc: psutil.Process) -> None:
+        try:
+            t = proc.cpu_times()
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            return
+        totals[name] = totals.get(name, 0.0) + t.user + t.system
+
+    master = psutil.Process(server.pid)
+    for proc in [master, *master.children(recursive=True)]:
+        add("gunicorn (web)", proc)
+    for proc in psutil.process_iter(["name"]):
+        name = proc.info["name"] or ""
+        if name.startswith("postgres"):
+            add("PostgreSQL", proc)
+        elif name.startswith("redis-server"):
+            add("Redis", proc)
+    add("load generator (this process)", psutil.Process())
+    return totals
 
 
 # ---- orchestration --------------------------------------------------------------------------------------------------
@@ -261,6 +336,8 @@ def main() -> None:
     h.add_argument("--workers", type=int, default=2)
     h.add_argument("--threads", type=int, default=8)
     h.add_argument("--think", type=float, default=1.0, help="seconds between a client's requests (0: closed loop)")
+    h.add_argument("--endpoints", choices=("search", "read"), default="search",
+                   help="search: the search page's three reads; read: every read endpoint of the API in turn")
     o = sub.add_parser("orchestration")
     o.add_argument("--generations", type=int, default=3)
     o.add_argument("--seed", type=int, default=1)
