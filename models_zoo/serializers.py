@@ -6,6 +6,7 @@ from typing import Any
 from rest_framework import serializers
 
 from lts_web.models import Membership, Team
+from lts_web.serializers import RefuseUnknownFields
 from models_zoo.models import Dataset, TrainingRun, ZooModel
 from models_zoo.permissions import visible
 from searches.models import Candidate, Device
@@ -100,7 +101,7 @@ class TrainingRunListSerializer(TrainingRunSerializer):
         read_only_fields = fields
 
 
-class TrainingRunCreateSerializer(serializers.Serializer):
+class TrainingRunCreateSerializer(RefuseUnknownFields, serializers.Serializer):
     """A candidate id or a pasted architecture config, a dataset id, a tokenizer spec and training settings (the
     budget may sit at the top level: max_steps, max_tokens, max_minutes)."""
 
@@ -204,7 +205,7 @@ class ZooImportSerializer(serializers.Serializer):
         return attrs
 
 
-class GenerateSerializer(serializers.Serializer):
+class GenerateSerializer(RefuseUnknownFields, serializers.Serializer):
     """A prompt and sampling settings. Ranges and this server's caps (LTS_GENERATE_*) are checked by
     models_zoo.core.generation.SamplingSettings; greedy ignores temperature, top_k and top_p."""
 

@@ -6,6 +6,7 @@ from typing import Any
 from rest_framework import serializers
 
 from lts_web.models import Membership
+from lts_web.serializers import RefuseUnknownFields
 from searches.core.arch import ConfigError
 from searches.core.space import get_space
 from searches.models import Candidate, Device, Measurement, SearchJob
@@ -81,7 +82,7 @@ class SearchJobSerializer(serializers.ModelSerializer):
                   "created_at", "started_at", "finished_at", "updated_at"]
 
 
-class SearchCreateSerializer(serializers.Serializer):
+class SearchCreateSerializer(RefuseUnknownFields, serializers.Serializer):
     """The body of POST /api/v1/searches/: name, team, and the spec's fields at the top level."""
 
     name = serializers.CharField(max_length=200)
