@@ -6,7 +6,7 @@ import json
 from django.http import StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import Throttled, ValidationError
@@ -24,6 +24,7 @@ from models_zoo.serializers import (
     DatasetCreateSerializer,
     DatasetSerializer,
     GenerateSerializer,
+    GenerationEventSerializer,
     GenerationResultSerializer,
     TrainingRunCreateSerializer,
     TrainingRunListSerializer,
@@ -243,7 +244,9 @@ class GenerateStreamView(_GenerateBase):
 
     renderer_classes = [JSONRenderer, EventStreamRenderer]
 
-    @extend_schema(request=GenerateSerializer, responses={(200, "text/event-stream"): OpenApiTypes.STR})
+    @extend_schema(request=GenerateSerializer, responses={(200, "text/event-stream"): OpenApiResponse(
+        GenerationEventSerializer, description="the events, one after another: start, text (each new piece), then "
+                                               "done (the result) or error")})
     def post(self, request, pk: int):
         handle = self._start(request, pk)
         events = generation.events(handle)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from drf_spectacular.utils import PolymorphicProxySerializer
 from rest_framework import serializers
 
 from lts_web.models import Membership, Team
@@ -232,3 +233,32 @@ class GenerationResultSerializer(serializers.Serializer):
     load_s = serializers.FloatField(help_text="loading the model; 0 when it was already loaded")
     loaded_from_cache = serializers.BooleanField()
     settings = serializers.DictField()
+
+
+class GenerationStartSerializer(serializers.Serializer):
+    model = serializers.IntegerField()
+    loaded_from_cache = serializers.BooleanField()
+    load_s = serializers.FloatField()
+    queued_s = serializers.FloatField()
+    worker_pid = serializers.IntegerField()
+
+
+class GenerationTextSerializer(serializers.Serializer):
+    text = serializers.CharField(help_text="the new text")
+    tokens = serializers.IntegerField(help_text="new tokens so far")
+
+
+class GenerationErrorSerializer(serializers.Serializer):
+    detail = serializers.CharField()
+    status = serializers.IntegerField(help_text="the HTTP status the non-streaming endpoint would answer")
+    errors = serializers.DictField(child=serializers.CharField(), required=False, help_text="field -> message")
+
+
+class GenerationEventSerializer(serializers.Serializer):
+    """One server-sent event of generate/stream, as ``event: NAME`` and ``data: JSON`` lines and a blank line
+    (``: keep-alive`` comment lines come between events while the model loads)."""
+
+    event = serializers.ChoiceField(["start", "text", "done", "error"])
+    data = PolymorphicProxySerializer(
+        component_name="GenerationEventData", resource_type_field_name=None,
+        serializers=[GenerationStartSerializer, GenerationTextSerializer, GenerationResultSerializer, GenerationErrorSerializer])

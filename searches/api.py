@@ -38,10 +38,13 @@ from searches.serializers import (
     CandidateSerializer,
     CloneSerializer,
     DeviceSerializer,
+    FrontierSerializer,
     MeasurementSerializer,
+    PresetSerializer,
     SearchCreateSerializer,
     SearchJobSerializer,
     SpacePreviewSerializer,
+    SpaceSummarySerializer,
 )
 
 # One live poll returns at most this many changed candidates; a client that is further behind reloads by pages.
@@ -131,7 +134,7 @@ class SearchJobViewSet(mixins.CreateModelMixin, mixins.ListModelMixin, mixins.Re
 
     @extend_schema(parameters=[OpenApiParameter("objectives", str, description="2 or 3 of proxy,latency,memory "
                                                                                  "(default: the job's)")],
-                   responses={200: CandidateSerializer(many=True)})
+                   responses={200: FrontierSerializer})
     @action(detail=True, methods=["get"])
     def frontier(self, request, pk=None):
         """The non-dominated measured, feasible candidates over the chosen objectives, best first-objective first."""
@@ -166,7 +169,8 @@ class SearchJobViewSet(mixins.CreateModelMixin, mixins.ListModelMixin, mixins.Re
         return Response({"revision": job.revision,
                          "columns": {name: list(values) for name, values in zip(POINT_COLUMNS, columns)}})
 
-    @extend_schema(responses={(200, "text/csv"): OpenApiTypes.STR, (200, "application/json"): OpenApiTypes.OBJECT})
+    @extend_schema(parameters=[OpenApiParameter("fmt", str, OpenApiParameter.PATH, enum=["csv", "json"])],
+                   responses={(200, "text/csv"): OpenApiTypes.STR, (200, "application/json"): OpenApiTypes.OBJECT})
     @action(detail=True, methods=["get"], url_path=r"export\.(?P<fmt>csv|json)")
     def export(self, request, pk=None, fmt="csv"):
         """Every candidate with its measurement, one row each (like the reference's search state file)."""
@@ -396,7 +400,7 @@ class DeviceViewSet(viewsets.ReadOnlyModelViewSet):
 class PresetsView(APIView):
     """The preset search spaces with their size and proxy range."""
 
-    @extend_schema(responses={200: OpenApiTypes.OBJECT})
+    @extend_schema(responses={200: PresetSerializer(many=True)})
     def get(self, request):
         return Response([{"name": name, **SpacePreviewSerializer({"space": space}).data}
                          for name, space in PRESETS.items()])
@@ -420,7 +424,7 @@ class ArchitecturePreviewView(APIView):
 class SpacePreviewView(APIView):
     """A search space (or preset) -> number of architectures and proxy range; 400 with field errors."""
 
-    @extend_schema(request=SpacePreviewSerializer, responses={200: OpenApiTypes.OBJECT})
+    @extend_schema(request=SpacePreviewSerializer, responses={200: SpaceSummarySerializer})
     def post(self, request):
         serializer = SpacePreviewSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)

@@ -8,6 +8,7 @@ from rest_framework import serializers
 from lts_web.models import Membership
 from lts_web.serializers import RefuseUnknownFields
 from searches.core.arch import ConfigError
+from searches.core.pareto import OBJECTIVES
 from searches.core.space import get_space
 from searches.models import Candidate, Device, Measurement, SearchJob
 from searches.specs import SpecError, normalize_spec
@@ -47,8 +48,10 @@ class CandidateSerializer(serializers.ModelSerializer):
     than DRF's per-field machinery (a 1,000-row frontier took 150 ms of serialization)."""
 
     proxy = serializers.IntegerField(source="non_embedding_params", read_only=True)
-    latency_s = serializers.FloatField(source="measurement.latency_median_s", read_only=True, default=None)
-    memory_mb = serializers.FloatField(source="measurement.peak_memory_mb", read_only=True, default=None)
+    latency_s = serializers.FloatField(source="measurement.latency_median_s", read_only=True, allow_null=True,
+                                       default=None, help_text="null until measured")
+    memory_mb = serializers.FloatField(source="measurement.peak_memory_mb", read_only=True, allow_null=True,
+                                       default=None, help_text="null until measured")
 
     class Meta:
         model = Candidate
@@ -67,6 +70,15 @@ class CandidateSerializer(serializers.ModelSerializer):
             "latency_s": m.latency_median_s if m else None, "memory_mb": m.peak_memory_mb if m else None,
             "measurement": c.measurement_id, "cache_hit": c.cache_hit, "revision": c.revision,
         }
+
+
+class FrontierSerializer(serializers.Serializer):
+    """The response of a search's frontier: the objectives it is over, the job revision it was computed at, and
+    the non-dominated candidates, best first objective first (all of them: not paged)."""
+
+    objectives = serializers.ListField(child=serializers.ChoiceField(list(OBJECTIVES)))
+    revision = serializers.IntegerField()
+    results = CandidateSerializer(many=True)
 
 
 class SearchJobSerializer(serializers.ModelSerializer):
@@ -125,6 +137,19 @@ class SearchCreateSerializer(RefuseUnknownFields, serializers.Serializer):
 
 class CloneSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=200, required=False)
+
+
+class SpaceSummarySerializer(serializers.Serializer):
+    """A search space's number of architectures, proxy range and canonical document."""
+
+    size = serializers.IntegerField()
+    proxy_min = serializers.IntegerField()
+    proxy_max = serializers.IntegerField()
+    space = serializers.DictField()
+
+
+class PresetSerializer(SpaceSummarySerializer):
+    name = serializers.CharField()
 
 
 class SpacePreviewSerializer(serializers.Serializer):
