@@ -7,9 +7,10 @@ from __future__ import annotations
 
 from urllib.parse import unquote, unquote_to_bytes
 
+from django.conf import settings
 from django.contrib.auth.middleware import LoginRequiredMiddleware as _DjangoLoginRequired
 from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
-from django.http import HttpResponse, HttpResponseBadRequest, JsonResponse
+from django.http import HttpResponse, JsonResponse
 
 from lts_web.params import BadQuery
 
@@ -25,13 +26,11 @@ def _is_api(request) -> bool:
     return request.path_info.startswith("/api/")
 
 
-def bad_input_response(request, errors: dict[str, str], status: int = 400) -> HttpResponse:
+def bad_input_response(request, errors: dict[str, str]) -> HttpResponse:
     """``errors`` (field -> message) as the API answers them ({"field": ["message"]}), or as text on a page."""
     if _is_api(request):
-        return JsonResponse({k: [v] for k, v in errors.items()}, status=status)
-    response = HttpResponseBadRequest("".join(f"{k}: {v}\n" for k, v in errors.items()), content_type="text/plain")
-    response.status_code = status
-    return response
+        return JsonResponse({k: [v] for k, v in errors.items()}, status=400)
+    return HttpResponse("".join(f"{k}: {v}\n" for k, v in errors.items()), content_type="text/plain", status=400)
 
 
 class BadInputMiddleware:
@@ -67,8 +66,6 @@ class BadInputMiddleware:
         if not _is_api(request) or not isinstance(exception, SuspiciousOperation):
             return None
         if isinstance(exception, RequestDataTooBig):
-            from django.conf import settings
-
             limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
             return JsonResponse({"detail": f"the request body is over {limit:,} bytes (DATA_UPLOAD_MAX_MEMORY_SIZE); "
                                            "files go in multipart/form-data uploads"}, status=413)

@@ -13,7 +13,7 @@ from typing import Any
 from rest_framework import parsers
 from rest_framework.exceptions import ParseError, ValidationError
 
-__all__ = ["MAX_DEPTH", "JSONParser"]
+__all__ = ["MAX_DEPTH", "JSONParser", "check_document"]
 
 MAX_DEPTH = 64
 
