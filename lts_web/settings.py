@@ -56,6 +56,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",
+    "lts_web.middleware.BadInputMiddleware",  # NUL in a path or query, ids that are not ids: 400, not 500
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -244,13 +245,16 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    # Bounded pages (limit 1 to 1000) and JSON without NUL, lone surrogates or nesting beyond 64 levels: 400s.
+    "DEFAULT_PAGINATION_CLASS": "lts_web.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 100,
     # Per-user rates of the requests that start work (lts_web/throttling.py; settings "Hardening" below).
     "DEFAULT_THROTTLE_RATES": {
         "start_work": envrate("LTS_RATE_START_WORK", "100/hour"),
         "generate": envrate("LTS_RATE_GENERATE", "60/min"),
     },
+    "DEFAULT_PARSER_CLASSES": ["lts_web.parsers.JSONParser", "rest_framework.parsers.FormParser",
+                               "rest_framework.parsers.MultiPartParser"],
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "LTS Studio API",

@@ -3,9 +3,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from drf_spectacular.utils import PolymorphicProxySerializer
 from rest_framework import serializers
 
 from lts_web.models import Membership, Team
+from lts_web.serializers import RefuseUnknownFields
 from models_zoo.models import Dataset, TrainingRun, ZooModel
 from models_zoo.permissions import visible
 from searches.models import Candidate, Device
@@ -100,7 +102,7 @@ class TrainingRunListSerializer(TrainingRunSerializer):
         read_only_fields = fields
 
 
-class TrainingRunCreateSerializer(serializers.Serializer):
+class TrainingRunCreateSerializer(RefuseUnknownFields, serializers.Serializer):
     """A candidate id or a pasted architecture config, a dataset id, a tokenizer spec and training settings (the
     budget may sit at the top level: max_steps, max_tokens, max_minutes)."""
 
@@ -204,7 +206,7 @@ class ZooImportSerializer(serializers.Serializer):
         return attrs
 
 
-class GenerateSerializer(serializers.Serializer):
+class GenerateSerializer(RefuseUnknownFields, serializers.Serializer):
     """A prompt and sampling settings. Ranges and this server's caps (LTS_GENERATE_*) are checked by
     models_zoo.core.generation.SamplingSettings; greedy ignores temperature, top_k and top_p."""
 
@@ -231,3 +233,32 @@ class GenerationResultSerializer(serializers.Serializer):
     load_s = serializers.FloatField(help_text="loading the model; 0 when it was already loaded")
     loaded_from_cache = serializers.BooleanField()
     settings = serializers.DictField()
+
+
+class GenerationStartSerializer(serializers.Serializer):
+    model = serializers.IntegerField()
+    loaded_from_cache = serializers.BooleanField()
+    load_s = serializers.FloatField()
+    queued_s = serializers.FloatField()
+    worker_pid = serializers.IntegerField()
+
+
+class GenerationTextSerializer(serializers.Serializer):
+    text = serializers.CharField(help_text="the new text")
+    tokens = serializers.IntegerField(help_text="new tokens so far")
+
+
+class GenerationErrorSerializer(serializers.Serializer):
+    detail = serializers.CharField()
+    status = serializers.IntegerField(help_text="the HTTP status the non-streaming endpoint would answer")
+    errors = serializers.DictField(child=serializers.CharField(), required=False, help_text="field -> message")
+
+
+class GenerationEventSerializer(serializers.Serializer):
+    """One server-sent event of generate/stream, as ``event: NAME`` and ``data: JSON`` lines and a blank line
+    (``: keep-alive`` comment lines come between events while the model loads)."""
+
+    event = serializers.ChoiceField(["start", "text", "done", "error"])
+    data = PolymorphicProxySerializer(
+        component_name="GenerationEventData", resource_type_field_name=None,
+        serializers=[GenerationStartSerializer, GenerationTextSerializer, GenerationResultSerializer, GenerationErrorSerializer])

@@ -15,6 +15,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from lts_web.models import teams_of
 from lts_web.throttling import throttle_start_work
+from lts_web.params import query_ids
 from models_zoo import services
 from models_zoo.api import archive_response
 from models_zoo.forms import DatasetForm, ImportForm, TrainForm
@@ -176,8 +177,8 @@ def run_cancel(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 def _candidate_ids(request: HttpRequest) -> list[int]:
-    values = request.GET.getlist("candidate") + [v for c in request.GET.getlist("candidates") for v in c.split(",")]
-    return [int(v) for v in values if v.strip().isdigit()]
+    return query_ids(request.GET.getlist("candidate"), "candidate") + query_ids(request.GET.getlist("candidates"),
+                                                                                "candidates")
 
 
 @require_http_methods(["GET", "POST"])
@@ -189,7 +190,7 @@ def train_new(request: HttpRequest) -> HttpResponse:
     datasets = list(visible(Dataset, request.user).select_related("team").order_by("name"))
     if request.method == "POST":
         form = TrainForm(request.POST, teams=teams, datasets=datasets)
-        ids = [int(v) for v in request.POST.get("candidates", "").split(",") if v.strip().isdigit()]
+        ids = query_ids(request.POST.getlist("candidates"), "candidates")
     else:
         ids = _candidate_ids(request)
         form = TrainForm(teams=teams, datasets=datasets, initial={
@@ -277,7 +278,7 @@ def playground(request: HttpRequest) -> HttpResponse:
             "costs": [{"device": name, "backend": m.backend, "seq_len": m.seq_len, "mode": m.mode,
                        "latency_s": m.latency_median_s, "memory_mb": m.peak_memory_mb} for name, m in best.items()],
         })
-    chosen = [int(p) for p in request.GET.get("models", "").split(",") if p.isdigit()][:3]
+    chosen = query_ids(request.GET.getlist("models"), "models")[:3]
     chosen = [pk for pk in chosen if any(o["id"] == pk for o in options)] or [o["id"] for o in options[:1]]
     return render(request, "models_zoo/playground.html", {
         "options": options, "chosen": chosen, "max_new_tokens": settings.LTS_GENERATE_MAX_NEW_TOKENS,

@@ -17,7 +17,6 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
-from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
@@ -25,6 +24,8 @@ from rest_framework.views import APIView
 
 from lts_web.models import Team
 from lts_web.throttling import StartWorkThrottled
+from lts_web.pagination import LimitOffsetPagination
+from lts_web.params import BadQuery, query_id, query_int
 from searches import services
 from searches.core.arch import Architecture, ConfigError
 from searches.core.cli import arch_record
@@ -38,10 +39,13 @@ from searches.serializers import (
     CandidateSerializer,
     CloneSerializer,
     DeviceSerializer,
+    FrontierSerializer,
     MeasurementSerializer,
+    PresetSerializer,
     SearchCreateSerializer,
     SearchJobSerializer,
     SpacePreviewSerializer,
+    SpaceSummarySerializer,
 )
 
 # One live poll returns at most this many changed candidates; a client that is further behind reloads by pages.
@@ -132,7 +136,7 @@ class SearchJobViewSet(StartWorkThrottled, mixins.CreateModelMixin, mixins.ListM
 
     @extend_schema(parameters=[OpenApiParameter("objectives", str, description="2 or 3 of proxy,latency,memory "
                                                                                  "(default: the job's)")],
-                   responses={200: CandidateSerializer(many=True)})
+                   responses={200: FrontierSerializer})
     @action(detail=True, methods=["get"])
     def frontier(self, request, pk=None):
         """The non-dominated measured, feasible candidates over the chosen objectives, best first-objective first."""
@@ -167,7 +171,8 @@ class SearchJobViewSet(StartWorkThrottled, mixins.CreateModelMixin, mixins.ListM
         return Response({"revision": job.revision,
                          "columns": {name: list(values) for name, values in zip(POINT_COLUMNS, columns)}})
 
-    @extend_schema(responses={(200, "text/csv"): OpenApiTypes.STR, (200, "application/json"): OpenApiTypes.OBJECT})
+    @extend_schema(parameters=[OpenApiParameter("fmt", str, OpenApiParameter.PATH, enum=["csv", "json"])],
+                   responses={(200, "text/csv"): OpenApiTypes.STR, (200, "application/json"): OpenApiTypes.OBJECT})
     @action(detail=True, methods=["get"], url_path=r"export\.(?P<fmt>csv|json)")
     def export(self, request, pk=None, fmt="csv"):
         """Every candidate with its measurement, one row each (like the reference's search state file)."""
@@ -278,9 +283,13 @@ def _json_rows(job: SearchJob, rows: Iterator[Candidate]) -> Iterator[str]:
 
 class KeysFirstPagination(LimitOffsetPagination):
     """Slices primary keys first, then loads that page's rows: a deep offset then walks the (job, generation,
-    position) index instead of building 50,000 joined rows (230 ms at offset 50,000 of 100,000 on PostgreSQL)."""
+    position) index instead of building 50,000 joined rows (230 ms at offset 50,000 of 100,000 on PostgreSQL).
+    Pages of up to POLL_MAX_ROWS: a client further behind than one live poll reloads by pages of that size."""
+
+    max_limit = POLL_MAX_ROWS
 
     def paginate_queryset(self, queryset, request, view=None):
+        self._read(request)
         self.request = request
         self.limit = self.get_limit(request)
         if self.limit is None:
@@ -314,18 +323,18 @@ class CandidateViewSet(viewsets.ReadOnlyModelViewSet):
 
     def get_queryset(self):
         rows = candidate_rows().order_by("job_id", "generation", "position")
-        job = self.request.query_params.get("job")
-        if job and job.isdigit():
+        job = query_id(self.request.query_params, "job")
+        if job is not None:
             # One small visibility check, then an index-only filter on job_id: joining teams and memberships into
             # every page of 100,000 candidates made PostgreSQL skip the (job, generation, position) index.
-            counts = visible_searches(self.request.user).filter(pk=int(job)).values_list("counts", flat=True).first()
+            counts = visible_searches(self.request.user).filter(pk=job).values_list("counts", flat=True).first()
             if counts is None:
                 return rows.none()
             if self._whole_job():
                 # All of the job's candidates: their number is on the job row, kept in the same transaction that
                 # inserts them (COUNT over 100,000 rows took 24 of a page's 60 ms on PostgreSQL).
                 self.known_count = counts.get("candidates")
-            return rows.filter(job_id=int(job))
+            return rows.filter(job_id=job)
         return rows.filter(job__team__in=Team.objects.filter(memberships__user=self.request.user))
 
     def filter_queryset(self, queryset):
@@ -339,18 +348,17 @@ class CandidateViewSet(viewsets.ReadOnlyModelViewSet):
                                                                "on (the client has the earlier ones)"),
     ])
     def list(self, request, *args, **kwargs):
-        after = request.query_params.get("after")
-        if after is None:
+        query = request.query_params
+        if not query.get("after"):
             return super().list(request, *args, **kwargs)
-        try:
-            after_revision = int(after)
-            job_id = int(request.query_params["job"])
-            hypervolumes_from = int(request.query_params.get("hypervolumes_from", 0))
-        except KeyError:
-            raise ValidationError({"job": "the after cursor needs a job"}) from None
-        except ValueError:
-            raise ValidationError({"after": "must be an integer revision; job must be an id; hypervolumes_from an "
-                                            "index"}) from None
+        errors: dict[str, str] = {}
+        after_revision = query_int(query, "after", errors=errors)
+        job_id = query_id(query, "job", errors=errors)
+        hypervolumes_from = query_int(query, "hypervolumes_from", errors=errors) or 0
+        if job_id is None and "job" not in errors:
+            errors["job"] = "the after cursor needs a job"
+        if errors:
+            raise BadQuery(errors)
         job = get_object_or_404(with_related(visible_searches(request.user)), pk=job_id)
         revision = job.revision  # read first: rows committed later carry higher revisions and come next time
         changed = (self.filter_queryset(candidate_rows().filter(job_id=job.pk))  # visible: the job was found
@@ -394,7 +402,7 @@ class DeviceViewSet(viewsets.ReadOnlyModelViewSet):
 class PresetsView(APIView):
     """The preset search spaces with their size and proxy range."""
 
-    @extend_schema(responses={200: OpenApiTypes.OBJECT})
+    @extend_schema(responses={200: PresetSerializer(many=True)})
     def get(self, request):
         return Response([{"name": name, **SpacePreviewSerializer({"space": space}).data}
                          for name, space in PRESETS.items()])
@@ -418,7 +426,7 @@ class ArchitecturePreviewView(APIView):
 class SpacePreviewView(APIView):
     """A search space (or preset) -> number of architectures and proxy range; 400 with field errors."""
 
-    @extend_schema(request=SpacePreviewSerializer, responses={200: OpenApiTypes.OBJECT})
+    @extend_schema(request=SpacePreviewSerializer, responses={200: SpaceSummarySerializer})
     def post(self, request):
         serializer = SpacePreviewSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)

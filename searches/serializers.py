@@ -6,7 +6,9 @@ from typing import Any
 from rest_framework import serializers
 
 from lts_web.models import Membership
+from lts_web.serializers import RefuseUnknownFields
 from searches.core.arch import ConfigError
+from searches.core.pareto import OBJECTIVES
 from searches.core.space import get_space
 from searches.models import Candidate, Device, Measurement, SearchJob
 from searches.specs import SpecError, normalize_spec
@@ -46,8 +48,10 @@ class CandidateSerializer(serializers.ModelSerializer):
     than DRF's per-field machinery (a 1,000-row frontier took 150 ms of serialization)."""
 
     proxy = serializers.IntegerField(source="non_embedding_params", read_only=True)
-    latency_s = serializers.FloatField(source="measurement.latency_median_s", read_only=True, default=None)
-    memory_mb = serializers.FloatField(source="measurement.peak_memory_mb", read_only=True, default=None)
+    latency_s = serializers.FloatField(source="measurement.latency_median_s", read_only=True, allow_null=True,
+                                       default=None, help_text="null until measured")
+    memory_mb = serializers.FloatField(source="measurement.peak_memory_mb", read_only=True, allow_null=True,
+                                       default=None, help_text="null until measured")
 
     class Meta:
         model = Candidate
@@ -68,6 +72,15 @@ class CandidateSerializer(serializers.ModelSerializer):
         }
 
 
+class FrontierSerializer(serializers.Serializer):
+    """The response of a search's frontier: the objectives it is over, the job revision it was computed at, and
+    the non-dominated candidates, best first objective first (all of them: not paged)."""
+
+    objectives = serializers.ListField(child=serializers.ChoiceField(list(OBJECTIVES)))
+    revision = serializers.IntegerField()
+    results = CandidateSerializer(many=True)
+
+
 class SearchJobSerializer(serializers.ModelSerializer):
     owner = serializers.CharField(source="owner.username", read_only=True)
     team_name = serializers.CharField(source="team.name", read_only=True)
@@ -81,7 +94,7 @@ class SearchJobSerializer(serializers.ModelSerializer):
                   "created_at", "started_at", "finished_at", "updated_at"]
 
 
-class SearchCreateSerializer(serializers.Serializer):
+class SearchCreateSerializer(RefuseUnknownFields, serializers.Serializer):
     """The body of POST /api/v1/searches/: name, team, and the spec's fields at the top level."""
 
     name = serializers.CharField(max_length=200)
@@ -124,6 +137,19 @@ class SearchCreateSerializer(serializers.Serializer):
 
 class CloneSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=200, required=False)
+
+
+class SpaceSummarySerializer(serializers.Serializer):
+    """A search space's number of architectures, proxy range and canonical document."""
+
+    size = serializers.IntegerField()
+    proxy_min = serializers.IntegerField()
+    proxy_max = serializers.IntegerField()
+    space = serializers.DictField()
+
+
+class PresetSerializer(SpaceSummarySerializer):
+    name = serializers.CharField()
 
 
 class SpacePreviewSerializer(serializers.Serializer):

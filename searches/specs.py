@@ -60,8 +60,8 @@ def normalize_spec(data: Mapping[str, Any]) -> dict[str, Any]:
     spec["space"] = space.to_dict() if space else None
 
     objectives = data.get("objectives", ["proxy", "latency", "memory"])
-    if (not isinstance(objectives, list) or not objectives or len(objectives) > 3
-            or len(set(map(str, objectives))) != len(objectives) or not set(objectives) <= set(OBJECTIVES)):
+    if (not isinstance(objectives, list) or not all(isinstance(o, str) for o in objectives) or not objectives
+            or len(objectives) > 3 or len(set(objectives)) != len(objectives) or not set(objectives) <= set(OBJECTIVES)):
         errors["objectives"] = f"choose 1 to 3 distinct objectives among {', '.join(OBJECTIVES)}"
     spec["objectives"] = objectives
 
@@ -70,7 +70,8 @@ def normalize_spec(data: Mapping[str, Any]) -> dict[str, Any]:
     except ConfigError as exc:
         errors.update(_nested("constraints", exc))
 
-    hardware = isinstance(objectives, list) and bool({"latency", "memory"} & set(objectives))
+    named = {o for o in objectives if isinstance(o, str)} if isinstance(objectives, list) else set()
+    hardware = bool({"latency", "memory"} & named)
     device = data.get("device")
     if device is not None and not isinstance(device, str):
         errors["device"] = "must be a device name"
@@ -88,7 +89,7 @@ def normalize_spec(data: Mapping[str, Any]) -> dict[str, Any]:
         errors.update(_nested("profiling", exc))
 
     algorithm = data.get("algorithm", "evolution")
-    if algorithm not in ALGORITHMS:
+    if not isinstance(algorithm, str) or algorithm not in ALGORITHMS:
         errors["algorithm"] = f"must be one of {', '.join(ALGORITHMS)}"
     spec["algorithm"] = algorithm
 

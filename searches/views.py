@@ -19,6 +19,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET
 
 from lts_web.models import Membership, teams_of
+from lts_web.params import query_id
 from models_zoo.proxy_checks.views import proxy_checks_of
 from searches.api import queue_lengths, with_related
 from searches.core.evolution import SearchParams
@@ -76,8 +77,9 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         jobs = jobs.filter(status=status)
     if owner:
         jobs = jobs.filter(owner__username=owner)
-    if team.isdigit():
-        jobs = jobs.filter(team_id=int(team))
+    team_id = query_id(request.GET, "team")
+    if team_id is not None:
+        jobs = jobs.filter(team_id=team_id)
     page = Paginator(jobs, DASHBOARD_PAGE_SIZE).get_page(request.GET.get("page"))
     rows = [{"job": job, **_progress(job)} for job in page]
     query = request.GET.copy()

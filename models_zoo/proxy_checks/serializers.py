@@ -5,6 +5,7 @@ from typing import Any
 
 from rest_framework import serializers
 
+from lts_web.serializers import RefuseUnknownFields
 from models_zoo.models import Dataset
 from models_zoo.permissions import visible
 from models_zoo.serializers import resolve_team
@@ -49,7 +50,7 @@ class ProxyCheckDetailSerializer(ProxyCheckSerializer):
         return services.model_rows(check)
 
 
-class ProxyCheckCreateSerializer(serializers.Serializer):
+class ProxyCheckCreateSerializer(RefuseUnknownFields, serializers.Serializer):
     """One source (``preset``, ``space`` or a finished ``search``), a dataset id, a tokenizer spec, K, the token budget
     per model and shared training settings."""
 

@@ -15,6 +15,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from lts_web.models import teams_of
 from lts_web.throttling import throttle_start_work
+from lts_web.params import query_id
 from models_zoo.models import Dataset
 from models_zoo.permissions import can_change, visible
 from models_zoo.proxy_checks import services
@@ -34,8 +35,8 @@ SEARCH_CHOICES = 100
 def _initial(request: HttpRequest, teams: list) -> dict[str, Any]:
     """?search=ID (the search page's link): its candidates when it has finished, else its preset or its space."""
     initial: dict[str, Any] = {"team": teams[0].pk if teams else None, "source": "preset:tiny"}
-    search_id = request.GET.get("search", "")
-    job = visible_searches(request.user).filter(pk=int(search_id)).first() if search_id.isdigit() else None
+    search_id = query_id(request.GET, "search")
+    job = visible_searches(request.user).filter(pk=search_id).first() if search_id is not None else None
     if job is not None:
         if job.status in SearchJob.FINISHED:
             initial["source"] = f"search:{job.pk}"

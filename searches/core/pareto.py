@@ -141,6 +141,8 @@ class Constraints:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None) -> Constraints:
         data = data or {}
+        if not isinstance(data, Mapping):
+            raise ConstraintsError({"constraints": f"must be a JSON object, got {type(data).__name__}"})
         unknown = {k: "unknown constraint" for k in data if k not in cls.__dataclass_fields__}
         if unknown:
             raise ConstraintsError(unknown)

@@ -167,6 +167,8 @@ def test_lts_train_local_trains_in_process_with_a_progress_bar(actors, corpus, r
     # a bare name that is nothing local is tried on the hub, and the error says what else it was tried as
     ("kingz", r"it is no dataset of team acme \(kings\), no file or folder here or under the data root, and as a "
               r"Hugging Face dataset:\n  hub_name: this machine is offline"),
+    ("dataset:\u00b2", "no dataset dataset:\u00b2 in team acme"),  # isdigit() but not int()
+    ("dataset:9223372036854775808", "no dataset dataset:9223372036854775808 in team acme"),
 ])
 def test_lts_train_says_what_a_data_spec_that_matches_nothing_was_tried_as(actors, dataset, monkeypatch, spec, says):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")

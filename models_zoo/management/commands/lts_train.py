@@ -19,6 +19,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
 from lts_web.models import Membership, Team
+from lts_web.params import parse_int
 from models_zoo import services
 from models_zoo.models import Dataset, TrainingRun
 from searches.core.arch import ConfigError
@@ -174,7 +175,8 @@ class Command(BaseCommand):
         """A registered dataset (by name or dataset:ID), a path (inside the data root: registered as a folder;
         outside: copied in as an upload, once), or a hub dataset."""
         if spec.startswith("dataset:"):
-            found = Dataset.objects.filter(team=team, pk=spec[8:]).first() if spec[8:].isdigit() else None
+            pk = parse_int(spec[8:], 1)
+            found = Dataset.objects.filter(team=team, pk=pk).first() if pk is not None else None
             if found is None:
                 raise CommandError(f"no dataset {spec} in team {team.name}")
             return found
