@@ -47,7 +47,7 @@ def world(settings, tmp_path, monkeypatch):
     from django.contrib.auth import get_user_model
     from django.core.signals import request_finished, request_started
     from django.db import close_old_connections
-    from rest_framework.authtoken.models import Token
+    from knox.models import AuthToken
 
     from lts_web.models import Membership
     from lts_web.services import do_add_member, do_create_team
@@ -108,7 +108,7 @@ def world(settings, tmp_path, monkeypatch):
         "models": {"read": models[0]},  # generate
         "proxy-checks": {"read": check().pk, "end": check().pk, "delete": finished_check.pk},
     }
-    token = Token.objects.create(user=bob).key
+    token = AuthToken.objects.create(user=bob)[1]
     # The requests run in this thread on the test's connection: Django's request signals would close it (and the
     # test's transaction with it) after each one, as django.test.Client also prevents.
     request_started.disconnect(close_old_connections)
