@@ -36,7 +36,7 @@ def bad_input_response(request, errors: dict[str, str]) -> HttpResponse:
 class BadInputMiddleware:
     """A 400 naming the field, never a 500 or an HTML page for an API client, for input nothing further can hold:
 
-    - a NUL character in the path or the query string (PostgreSQL refuses it in text: a 500 at the first query that
+    - a NUL character in the path, the query string or a header (PostgreSQL refuses it in text: a 500 at the first query that
       uses the value; SQLite stores it);
     - lts_web.params.BadQuery raised by a view (an id that is not one);
     - under /api/, a body over DATA_UPLOAD_MAX_MEMORY_SIZE (413) and Django's other refusals of a request
@@ -56,6 +56,9 @@ class BadInputMiddleware:
                 if b"\x00" in unquote_to_bytes(pair):
                     name = unquote(pair.partition("=")[0].replace("+", " ")).replace("\x00", "%00")
                     errors[name] = "must not contain a NUL character (%00)"
+        for key, value in request.META.items():  # an Authorization header reaches the token lookup's query
+            if key.startswith("HTTP_") and isinstance(value, str) and "\x00" in value:
+                errors[f"header {key[5:].replace('_', '-').title()}"] = "must not contain a NUL character"
         if errors:
             return bad_input_response(request, errors)
         return self.get_response(request)

@@ -136,6 +136,13 @@ def test_nul_in_a_page_path_or_query_is_a_400(client, actors, rows):
         assert "NUL" in response.content.decode()
 
 
+def test_nul_in_a_header_is_a_400_before_the_token_lookup(client):
+    # PostgreSQL refuses NUL in text: the token authentication's query would raise (a 500) on a header like this one.
+    response = client.get("/api/v1/me/", HTTP_AUTHORIZATION="Token abc\x00def")
+    assert response.status_code == 400
+    assert response.json() == {"header Authorization": ["must not contain a NUL character"]}
+
+
 @pytest.mark.parametrize("body, field", [
     ({"name": "x", "preset": "tiny", "objectives": ["proxy"], "space\u0000": 1}, "space\\u0000"),
     ({"name": "a\u0000b", "preset": "tiny", "objectives": ["proxy"]}, "name"),
