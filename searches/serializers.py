@@ -7,9 +7,11 @@ from rest_framework import serializers
 
 from lts_web.models import Membership
 from searches.core.arch import ConfigError
+from searches.core.profiling import largest_dims
 from searches.core.space import get_space
 from searches.models import Candidate, Device, Measurement, SearchJob
-from searches.specs import SpecError, normalize_spec
+from searches.services import profile_limit_errors
+from searches.specs import SpecError, normalize_spec, profile_settings, space_of
 
 SPEC_FIELDS = ("preset", "space", "objectives", "constraints", "device", "profiling", "algorithm", "params", "seed",
                "budget")
@@ -115,10 +117,14 @@ class SearchCreateSerializer(serializers.Serializer):
             spec = normalize_spec(raw)
         except SpecError as exc:
             raise serializers.ValidationError(exc.errors) from None
-        if spec["device"] and not Device.objects.filter(name=spec["device"]).exists():
+        device = Device.objects.filter(name=spec["device"]).first() if spec["device"] else None
+        if spec["device"] and device is None:
             known = ", ".join(Device.objects.values_list("name", flat=True)) or "none yet"
             raise serializers.ValidationError({"device": f"unknown device {spec['device']!r} (registered: {known}); "
                                                          "start its profiling worker first"})
+        beyond = profile_limit_errors(device, profile_settings(spec), largest_dims(space_of(spec)))
+        if beyond:
+            raise serializers.ValidationError({f"profiling.{k}": v for k, v in beyond.items()})
         return {"name": attrs["name"], "team_id": team, "spec": spec}
 
 
