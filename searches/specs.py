@@ -117,19 +117,22 @@ def normalize_spec(data: Mapping[str, Any]) -> dict[str, Any]:
 
     seed = data.get("seed", 1)
     spec["seed"] = seed
-    if "objectives" not in errors and "constraints" in spec:
-        try:
-            core = SearchParams.from_dict({
-                **{k: params[k] for k in _PARAM_KEYS if k in params}, "objectives": objectives,
-                "constraints": spec["constraints"], "generations": budget["generations"], "seed": seed,
-            })
-            if space is not None and not any(k.startswith("space") for k in errors):
-                core.check_space(space)
-            spec["params"] = {k: getattr(core, k) for k in _PARAM_KEYS}
-        except ConfigError as exc:
-            for key, message in exc.errors.items():
-                target = {"generations": "budget.generations", "seed": "seed"}.get(key)
-                errors[target or (key if key.startswith("constraints") else f"params.{key}")] = message
+    # Checked even when the objectives or constraints are wrong (with the defaults in their place), so that every
+    # field's message comes at once.
+    whole = "objectives" not in errors and "constraints" in spec
+    try:
+        core = SearchParams.from_dict({
+            **{k: params[k] for k in _PARAM_KEYS if k in params},
+            **({"objectives": objectives, "constraints": spec["constraints"]} if whole else {}),
+            "generations": budget["generations"], "seed": seed,
+        })
+        if whole and space is not None and not any(k.startswith("space") for k in errors):
+            core.check_space(space)
+        spec["params"] = {k: getattr(core, k) for k in _PARAM_KEYS}
+    except ConfigError as exc:
+        for key, message in exc.errors.items():
+            target = {"generations": "budget.generations", "seed": "seed"}.get(key)
+            errors.setdefault(target or (key if key.startswith("constraints") else f"params.{key}"), message)
     if errors:
         raise SpecError(errors)
     return spec
