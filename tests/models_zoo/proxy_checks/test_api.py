@@ -47,6 +47,9 @@ def test_create_returns_the_check_with_its_models(api_client, actors, dataset, s
     ({"config": [1]}, "config", "JSON object"),
     ({"search": 999}, "search", "no such search"),
     ({"tokenizer": "words"}, "tokenizer", "unknown tokenizer"),
+    ({"max_tokens": 10**30}, "max_tokens", "must be in [1, 1000000000000000]"),  # the issue: a 500 (out of range)
+    ({"max_tokens": 10**15, "compare_budget": True}, "max_tokens", "must be in [1, 500000000000000]"),
+    ({"config": {**TINY_CONFIG, "batch_size": 10**12}}, "config.batch_size", "must be at most 1,048,576"),
 ])
 def test_mistakes_are_400_with_field_messages(api_client, actors, dataset, sent, change, field, text):
     response = _as(api_client, actors.alice).post(URL, _body(dataset, **change), format="json")
