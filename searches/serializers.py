@@ -5,6 +5,7 @@ from typing import Any
 
 from rest_framework import serializers
 
+from lts_web.fields import IdField
 from lts_web.models import Membership
 from searches.core.arch import ConfigError
 from searches.core.profiling import largest_dims
@@ -87,7 +88,7 @@ class SearchCreateSerializer(serializers.Serializer):
     """The body of POST /api/v1/searches/: name, team, and the spec's fields at the top level."""
 
     name = serializers.CharField(max_length=200)
-    team = serializers.IntegerField(required=False, help_text="team id; default: your first team")
+    team = IdField(required=False, help_text="team id; default: your first team")
     preset = serializers.CharField(required=False, allow_null=True)
     space = serializers.JSONField(required=False, allow_null=True)
     objectives = serializers.JSONField(required=False)

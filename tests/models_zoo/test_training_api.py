@@ -117,6 +117,9 @@ def test_numbers_beyond_the_limits_get_400_not_500(api_client, actors, dataset, 
         response = client.post("/api/v1/training-runs/", body, format="json")
         assert response.status_code == 400, response.json()
     assert "more than 2,147,483,647" in response.json()["config.max_tokens"][0]  # 10**14 tokens at 256 a step
+    for ids in ({"dataset": 10**30}, {"team": 2**63}, {"candidate": 10**30, "architecture": None}):
+        response = client.post("/api/v1/training-runs/", {**_body(dataset), **ids}, format="json")  # was a 500
+        assert response.status_code == 400 and "less than or equal to 9223372036854775807" in str(response.json())
     assert not TrainingRun.objects.exists() and not sent
 
 
