@@ -161,6 +161,11 @@ LTS_PENDING_REDISPATCH_S = envint("LTS_PENDING_REDISPATCH_S", 600, minimum=10)
 LTS_JOB_STALL_S = envint("LTS_JOB_STALL_S", 60, minimum=1)
 # A single measurement (one child process) is killed after this long.
 LTS_PROFILE_TIMEOUT_S = envint("LTS_PROFILE_TIMEOUT_S", 600, minimum=5)
+# New searches may ask for at most this many profiling threads (and never more than their device's cores), and at most
+# this many seconds of timed runs (max_seconds) and of waiting out a slow host (host_wait_s). The maximums are the
+# core's absolute caps (searches/core/profiling/settings.py MAX_THREADS, MAX_PROFILE_SECONDS).
+LTS_PROFILE_MAX_THREADS = envint("LTS_PROFILE_MAX_THREADS", 256, minimum=1, maximum=1024)
+LTS_PROFILE_MAX_SECONDS = envint("LTS_PROFILE_MAX_SECONDS", 600, minimum=1, maximum=3600)
 # Training (models_zoo): an uploaded dataset may be this large; a run whose worker died is resumed from its last
 # checkpoint at most LTS_TRAIN_MAX_ATTEMPTS times in all, then fails with the reason; progress is written at most every
 # LTS_TRAIN_PROGRESS_S (evaluations, checkpoints and the end always); auto = cuda when the worker has a GPU, else cpu.

@@ -7,8 +7,9 @@ from typing import Any
 
 from django import forms
 
+from models_zoo.core import trainer
 from models_zoo.models import Dataset
-from searches.core.arch import ConfigError
+from searches.core.arch import ARCH_LIMITS, ConfigError
 
 TOKENIZER_HELP = ("bpe:VOCAB_SIZE trains a byte-level BPE on the dataset; gpt2-files:DIR loads the GPT-2 BPE "
                   "(encoder.json + vocab.bpe, or vocab.json + merges.txt) from DIR under the data root; dir:DIR "
@@ -56,13 +57,16 @@ class TrainForm(_TeamChoice):
     candidates = forms.CharField(required=False, widget=forms.HiddenInput)
     dataset = forms.TypedChoiceField(coerce=int)
     tokenizer = forms.CharField(max_length=1000, initial="bpe:4096", help_text=TOKENIZER_HELP)
-    max_steps = forms.IntegerField(required=False, min_value=1, initial=1000)
-    max_tokens = forms.IntegerField(required=False, min_value=1)
-    max_minutes = forms.FloatField(required=False, min_value=0.0)
-    seq_len = forms.IntegerField(min_value=1, initial=256)
-    batch_size = forms.IntegerField(min_value=1, initial=16)
-    grad_accum = forms.IntegerField(min_value=1, initial=1, label="Gradient accumulation")
-    lr = forms.FloatField(min_value=0.0, initial=6e-4, label="Learning rate")
+    # The upper bounds are TrainConfig's (the service checks them again, with the combined ones): here they also
+    # become the inputs' max attributes.
+    max_steps = forms.IntegerField(required=False, min_value=1, max_value=trainer.MAX_STEPS, initial=1000)
+    max_tokens = forms.IntegerField(required=False, min_value=1, max_value=trainer.MAX_TOKENS)
+    max_minutes = forms.FloatField(required=False, min_value=0.0, max_value=trainer.MAX_MINUTES)
+    seq_len = forms.IntegerField(min_value=1, max_value=ARCH_LIMITS["max_sequence_length"], initial=256)
+    batch_size = forms.IntegerField(min_value=1, max_value=trainer.MAX_BATCH_TOKENS, initial=16)
+    grad_accum = forms.IntegerField(min_value=1, max_value=trainer.MAX_GRAD_ACCUM, initial=1,
+                                    label="Gradient accumulation")
+    lr = forms.FloatField(min_value=0.0, max_value=1.0, initial=6e-4, label="Learning rate")
     extra = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2, "cols": 70}),
                             label="More settings", help_text='JSON of other TrainConfig fields, e.g. {"warmup_steps": '
                                                              '50, "eval_interval": 100, "device": "cuda"}')

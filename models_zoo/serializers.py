@@ -6,6 +6,7 @@ from typing import Any
 from drf_spectacular.utils import PolymorphicProxySerializer
 from rest_framework import serializers
 
+from lts_web.fields import IdField
 from lts_web.models import Membership, Team
 from lts_web.serializers import RefuseUnknownFields
 from models_zoo.models import Dataset, TrainingRun, ZooModel
@@ -50,7 +51,7 @@ class DatasetCreateSerializer(serializers.Serializer):
     """JSON for a folder or hub dataset; multipart/form-data with ``file`` for an upload."""
 
     name = serializers.CharField(max_length=200)
-    team = serializers.IntegerField(required=False, help_text="team id; default: your first team")
+    team = IdField(required=False, help_text="team id; default: your first team")
     kind = serializers.ChoiceField(choices=Dataset.Kind.choices)
     path = serializers.CharField(required=False, allow_blank=True, max_length=1000,
                                  help_text="folder: a file or folder relative to LTS_DATA_ROOT")
@@ -107,10 +108,10 @@ class TrainingRunCreateSerializer(RefuseUnknownFields, serializers.Serializer):
     budget may sit at the top level: max_steps, max_tokens, max_minutes)."""
 
     name = serializers.CharField(max_length=200, required=False, allow_blank=True)
-    team = serializers.IntegerField(required=False, help_text="team id; default: the dataset's team")
-    candidate = serializers.IntegerField(required=False, allow_null=True, help_text="a candidate of your team's search")
+    team = IdField(required=False, help_text="team id; default: the dataset's team")
+    candidate = IdField(required=False, allow_null=True, help_text="a candidate of your team's search")
     architecture = serializers.JSONField(required=False, allow_null=True, help_text="an architecture config")
-    dataset = serializers.IntegerField()
+    dataset = IdField()
     tokenizer = serializers.CharField(max_length=1000, help_text="gpt2-files:DIR | bpe:VOCAB_SIZE | dir:DIR "
                                                                  "(DIR relative to LTS_DATA_ROOT)")
     config = serializers.JSONField(required=False, default=dict, help_text="TrainConfig fields: lr, seq_len, "
@@ -187,7 +188,7 @@ class ZooImportSerializer(serializers.Serializer):
     hub_id = serializers.CharField(required=False, max_length=300)
     revision = serializers.CharField(required=False, max_length=100)
     name = serializers.CharField(required=False, allow_blank=True, max_length=200)
-    team = serializers.IntegerField(required=False, help_text="team id; default: your first team")
+    team = IdField(required=False, help_text="team id; default: your first team")
     profile_device = serializers.CharField(required=False, allow_blank=True,
                                            help_text="queue its latency/memory measurement on this device")
 

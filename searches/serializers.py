@@ -5,13 +5,16 @@ from typing import Any
 
 from rest_framework import serializers
 
+from lts_web.fields import IdField
 from lts_web.models import Membership
 from lts_web.serializers import RefuseUnknownFields
 from searches.core.arch import ConfigError
 from searches.core.pareto import OBJECTIVES
+from searches.core.profiling import largest_dims
 from searches.core.space import get_space
 from searches.models import Candidate, Device, Measurement, SearchJob
-from searches.specs import SpecError, normalize_spec
+from searches.services import profile_limit_errors
+from searches.specs import SpecError, normalize_spec, profile_settings, space_of
 
 SPEC_FIELDS = ("preset", "space", "objectives", "constraints", "device", "profiling", "algorithm", "params", "seed",
                "budget")
@@ -98,7 +101,7 @@ class SearchCreateSerializer(RefuseUnknownFields, serializers.Serializer):
     """The body of POST /api/v1/searches/: name, team, and the spec's fields at the top level."""
 
     name = serializers.CharField(max_length=200)
-    team = serializers.IntegerField(required=False, help_text="team id; default: your first team")
+    team = IdField(required=False, help_text="team id; default: your first team")
     preset = serializers.CharField(required=False, allow_null=True)
     space = serializers.JSONField(required=False, allow_null=True)
     objectives = serializers.JSONField(required=False)
@@ -128,10 +131,14 @@ class SearchCreateSerializer(RefuseUnknownFields, serializers.Serializer):
             spec = normalize_spec(raw)
         except SpecError as exc:
             raise serializers.ValidationError(exc.errors) from None
-        if spec["device"] and not Device.objects.filter(name=spec["device"]).exists():
+        device = Device.objects.filter(name=spec["device"]).first() if spec["device"] else None
+        if spec["device"] and device is None:
             known = ", ".join(Device.objects.values_list("name", flat=True)) or "none yet"
             raise serializers.ValidationError({"device": f"unknown device {spec['device']!r} (registered: {known}); "
                                                          "start its profiling worker first"})
+        beyond = profile_limit_errors(device, profile_settings(spec), largest_dims(space_of(spec)))
+        if beyond:
+            raise serializers.ValidationError({f"profiling.{k}": v for k, v in beyond.items()})
         return {"name": attrs["name"], "team_id": team, "spec": spec}
 
 

@@ -12,7 +12,8 @@ from searches.core.pareto import OBJECTIVES, Constraints
 from searches.core.profiling import ProfileSettings
 from searches.core.space import PRESETS, SearchSpace, get_space
 
-__all__ = ["ALGORITHMS", "SpecError", "normalize_spec", "profile_settings", "proposer", "search_params", "space_of"]
+__all__ = ["ALGORITHMS", "BUDGET_LIMITS", "SpecError", "normalize_spec", "profile_settings", "proposer", "search_params",
+           "space_of"]
 
 ALGORITHMS = {"evolution": propose_generation, "random": propose_random}
 _PARAM_KEYS = ("init_population", "mutations_per_parent", "num_crossovers", "num_random_mix", "max_unseen",
@@ -20,6 +21,9 @@ _PARAM_KEYS = ("init_population", "mutations_per_parent", "num_crossovers", "num
 _TOP_KEYS = {"preset", "space", "objectives", "constraints", "device", "profiling", "algorithm", "params", "seed",
              "budget"}
 _BUDGET_DEFAULTS = {"generations": 10, "max_candidates": None, "max_hardware_seconds": None}
+# A search proposes at most generations x max_unseen = 10,000 x 10,000 candidates (evolution.PARAM_LIMITS); a year
+# of device time is more than any search here has needed by four orders of magnitude.
+BUDGET_LIMITS = {"max_candidates": 10**8, "max_hardware_seconds": 365 * 24 * 3600}
 
 
 class SpecError(ConfigError):
@@ -106,25 +110,30 @@ def normalize_spec(data: Mapping[str, Any]) -> dict[str, Any]:
     errors.update({f"budget.{k}": "unknown budget field" for k in budget if k not in _BUDGET_DEFAULTS})
     for key in ("max_candidates", "max_hardware_seconds"):
         value = budget.get(key)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0):
             errors[f"budget.{key}"] = "must be a positive number or null"
+        elif value is not None and not value <= BUDGET_LIMITS[key]:
+            errors[f"budget.{key}"] = f"must be at most {BUDGET_LIMITS[key]:,} or null, got {value!r}"
     spec["budget"] = {k: budget.get(k) for k in _BUDGET_DEFAULTS}
 
     seed = data.get("seed", 1)
     spec["seed"] = seed
-    if "objectives" not in errors and "constraints" in spec:
-        try:
-            core = SearchParams.from_dict({
-                **{k: params[k] for k in _PARAM_KEYS if k in params}, "objectives": objectives,
-                "constraints": spec["constraints"], "generations": budget["generations"], "seed": seed,
-            })
-            if space is not None and not any(k.startswith("space") for k in errors):
-                core.check_space(space)
-            spec["params"] = {k: getattr(core, k) for k in _PARAM_KEYS}
-        except ConfigError as exc:
-            for key, message in exc.errors.items():
-                target = {"generations": "budget.generations", "seed": "seed"}.get(key)
-                errors[target or (key if key.startswith("constraints") else f"params.{key}")] = message
+    # Checked even when the objectives or constraints are wrong (with the defaults in their place), so that every
+    # field's message comes at once.
+    whole = "objectives" not in errors and "constraints" in spec
+    try:
+        core = SearchParams.from_dict({
+            **{k: params[k] for k in _PARAM_KEYS if k in params},
+            **({"objectives": objectives, "constraints": spec["constraints"]} if whole else {}),
+            "generations": budget["generations"], "seed": seed,
+        })
+        if whole and space is not None and not any(k.startswith("space") for k in errors):
+            core.check_space(space)
+        spec["params"] = {k: getattr(core, k) for k in _PARAM_KEYS}
+    except ConfigError as exc:
+        for key, message in exc.errors.items():
+            target = {"generations": "budget.generations", "seed": "seed"}.get(key)
+            errors.setdefault(target or (key if key.startswith("constraints") else f"params.{key}"), message)
     if errors:
         raise SpecError(errors)
     return spec

@@ -40,6 +40,10 @@ from .tokenizers import (
 )
 from .trainer import (
     CHECKPOINT_NAME,
+    MAX_BATCH_TOKENS,
+    MAX_MINUTES,
+    MAX_STEPS,
+    MAX_TOKENS,
     TOKENIZER_DIR,
     Progress,
     ResumeError,
@@ -62,6 +66,10 @@ __all__ = [
     "EOS_TOKEN",
     "HubSource",
     "LocalSource",
+    "MAX_BATCH_TOKENS",
+    "MAX_MINUTES",
+    "MAX_STEPS",
+    "MAX_TOKENS",
     "MIN_VOCAB_SIZE",
     "Progress",
     "ResumeError",

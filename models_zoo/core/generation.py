@@ -73,6 +73,11 @@ class SamplingSettings:
         def number(name: str, kind: type, low: float, high: float | None, *, low_open: bool = False,
                    too_high: str = "") -> None:
             raw = data.get(name, getattr(defaults, name))
+            if isinstance(raw, int) and not isinstance(raw, bool) and high is not None and not low <= raw <= high:
+                # out of range before any float(): float(10**400) raises OverflowError
+                errors[name] = too_high if too_high and raw > high else (
+                    f"must be {'>' if low_open else '>='} {low} and <= {high}")
+                return
             if isinstance(raw, bool) or not isinstance(raw, (int, float)) or (kind is int and not float(raw).is_integer()):
                 errors[name] = f"must be {'an integer' if kind is int else 'a number'}"
                 return

@@ -27,7 +27,8 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, cast
 
 import numpy as np
 
-from searches.core.arch import Architecture, ConfigError
+from searches.core.arch import ARCH_LIMITS, Architecture, ConfigError
+from searches.core.evolution import MAX_SEED
 
 from .data import BatchSampler, DataError, TokenData, eval_windows
 from .tokenizers import load_tokenizer, save_tokenizer, validate_tokenizer
@@ -38,6 +39,10 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CHECKPOINT_NAME",
+    "MAX_BATCH_TOKENS",
+    "MAX_MINUTES",
+    "MAX_STEPS",
+    "MAX_TOKENS",
     "Progress",
     "ResumeError",
     "TOKENIZER_DIR",
@@ -58,12 +63,34 @@ TOKENIZER_DIR = "tokenizer"
 _CHECKPOINT_FORMAT = 1
 
 
+# Upper bounds of the training settings. Steps land in PositiveIntegerFields (TrainingRun.step, total_steps): at most
+# 2**31 - 1. Tokens land in BigIntegerFields (tokens_seen, a proxy check's budget, doubled with compare_budget):
+# 10**15 is 60x the largest published pre-training runs (Llama 3: 1.5e13 tokens) and far below 2**63.
+MAX_STEPS = 2**31 - 1
+MAX_TOKENS = 10**15
+MAX_MINUTES = 366 * 24 * 60  # a year of wall time; a run resumes across workers, so it is not one task's limit
+# Tokens of one micro-batch (batch_size x seq_len): 2**20, as the profiler's forward; GPT-3 took 3.2M tokens a step
+# across hundreds of GPUs, and grad_accum multiplies the micro-batch (at most MAX_GRAD_ACCUM times).
+MAX_BATCH_TOKENS = 2**20
+MAX_GRAD_ACCUM = 4096
+MAX_EVAL_BATCHES = 10_000
+MAX_GRAD_CLIP = 1e6  # a norm clip that large never clips: 0 says so (disabled)
+
+
 class TrainConfigError(ConfigError):
     """Training settings are invalid. ``errors`` maps field name -> message."""
 
 
 class ResumeError(ConfigError):
     """``run_dir`` holds a checkpoint of a different run (other config, architecture, data or tokenizer)."""
+
+
+def _finite(value: int | float) -> bool:
+    """False for inf, nan and integers beyond a float (math.isfinite(10**400) raises OverflowError)."""
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
 
 
 @dataclass(frozen=True)
@@ -104,13 +131,15 @@ class TrainConfig:
 
         def number(name: str, low: float, high: float = math.inf, *, low_open: bool = False, high_open: bool = False) -> None:
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
                 errors[name] = f"must be a number, got {value!r}"
+            elif not _finite(value):
+                errors[name] = f"must be a finite number of at most {high:g}, got {value!r}"
             elif value < low or (low_open and value == low) or value > high or (high_open and value == high):
                 lo, hi = ("(" if low_open else "["), (")" if high_open or high == math.inf else "]")
                 errors[name] = f"must be in {lo}{low:g}, {high:g}{hi}, got {value!r}"
 
-        def integer(name: str, low: int, *, optional: bool = False) -> None:
+        def integer(name: str, low: int, high: int, *, optional: bool = False) -> None:
             value = getattr(self, name)
             if optional and value is None:
                 return
@@ -118,20 +147,34 @@ class TrainConfig:
                 errors[name] = f"must be an integer, got {value!r}"
             elif value < low:
                 errors[name] = f"must be at least {low}, got {value}"
+            elif value > high:
+                errors[name] = f"must be at most {high:,}, got {value:,}"
 
         number("lr", 0.0, 1.0, low_open=True)
         number("min_lr", 0.0, 1.0)
         number("weight_decay", 0.0, 10.0)
-        number("grad_clip", 0.0)
+        number("grad_clip", 0.0, MAX_GRAD_CLIP)
         number("dropout", 0.0, 1.0, high_open=True)
-        for name in ("warmup_steps", "eval_interval", "checkpoint_interval", "seed"):
-            integer(name, 0)
-        for name in ("seq_len", "batch_size", "grad_accum", "eval_batches", "log_interval"):
-            integer(name, 1)
-        integer("max_steps", 1, optional=True)
-        integer("max_tokens", 1, optional=True)
+        for name in ("warmup_steps", "eval_interval", "checkpoint_interval"):
+            integer(name, 0, MAX_STEPS)
+        integer("seed", 0, MAX_SEED)
+        integer("seq_len", 1, ARCH_LIMITS["max_sequence_length"])
+        integer("batch_size", 1, MAX_BATCH_TOKENS)
+        integer("grad_accum", 1, MAX_GRAD_ACCUM)
+        integer("eval_batches", 1, MAX_EVAL_BATCHES)
+        integer("log_interval", 1, MAX_STEPS)
+        integer("max_steps", 1, MAX_STEPS, optional=True)
+        integer("max_tokens", 1, MAX_TOKENS, optional=True)
         if self.max_minutes is not None:
-            number("max_minutes", 0.0, low_open=True)
+            number("max_minutes", 0.0, MAX_MINUTES, low_open=True)
+        if not {"batch_size", "seq_len"} & errors.keys() and self.batch_size * self.seq_len > MAX_BATCH_TOKENS:
+            errors["batch_size"] = (f"batch_size x seq_len must be at most {MAX_BATCH_TOKENS:,} tokens, got "
+                                    f"{self.batch_size:,} x {self.seq_len:,}")
+        if not errors.keys() & {"max_tokens", "batch_size", "seq_len", "grad_accum"} and self.max_tokens is not None:
+            steps = math.ceil(self.max_tokens / self.tokens_per_step)
+            if steps > MAX_STEPS:
+                errors["max_tokens"] = (f"{self.max_tokens:,} tokens at {self.tokens_per_step:,} a step are {steps:,} "
+                                        f"steps, more than {MAX_STEPS:,}: raise batch_size, seq_len or grad_accum")
         if self.max_steps is None and self.max_tokens is None and self.max_minutes is None:
             errors["max_steps"] = "set a budget: max_steps, max_tokens or max_minutes"
         if not (isinstance(self.betas, tuple) and len(self.betas) == 2

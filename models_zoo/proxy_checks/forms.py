@@ -6,8 +6,10 @@ from typing import Any
 
 from django import forms
 
+from models_zoo.core import trainer
 from models_zoo.forms import TOKENIZER_HELP, _TeamChoice, json_object
 from models_zoo.proxy_checks import services
+from searches.core.arch import ARCH_LIMITS
 from searches.core.space import PRESETS
 
 
@@ -24,14 +26,17 @@ class ProxyCheckForm(_TeamChoice):
     sample_size = forms.IntegerField(label="Models (K)", min_value=services.MIN_SAMPLE, max_value=services.MAX_SAMPLE,
                                      initial=12, help_text="drawn across the proxy range; 20 or more for a tight "
                                                            "interval")
-    max_tokens = forms.IntegerField(label="Tokens per model", min_value=1, initial=131_072,
+    max_tokens = forms.IntegerField(label="Tokens per model", min_value=1, max_value=trainer.MAX_TOKENS, initial=131_072,
                                     help_text="the training budget of every model")
     compare_budget = forms.BooleanField(required=False, label="Also train at 2 × the budget",
                                         help_text="reports how well the two rankings agree (doubles the runs)")
-    seq_len = forms.IntegerField(min_value=1, initial=services.DEFAULT_CONFIG["seq_len"])
-    batch_size = forms.IntegerField(min_value=1, initial=services.DEFAULT_CONFIG["batch_size"])
-    lr = forms.FloatField(min_value=0.0, initial=6e-4, label="Learning rate")
-    seed = forms.IntegerField(min_value=0, initial=1, help_text="of the draw and of the bootstrap")
+    seq_len = forms.IntegerField(min_value=1, max_value=ARCH_LIMITS["max_sequence_length"],
+                                 initial=services.DEFAULT_CONFIG["seq_len"])
+    batch_size = forms.IntegerField(min_value=1, max_value=trainer.MAX_BATCH_TOKENS,
+                                    initial=services.DEFAULT_CONFIG["batch_size"])
+    lr = forms.FloatField(min_value=0.0, max_value=1.0, initial=6e-4, label="Learning rate")
+    seed = forms.IntegerField(min_value=0, max_value=services.MAX_SEED, initial=1,
+                              help_text="of the draw and of the bootstrap")
     extra = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2, "cols": 70}),
                             label="More settings", help_text='JSON of other TrainConfig fields, e.g. {"warmup_steps": 20}')
 

@@ -6,6 +6,7 @@ from typing import Any
 from rest_framework import serializers
 
 from lts_web.serializers import RefuseUnknownFields
+from lts_web.fields import IdField
 from models_zoo.models import Dataset
 from models_zoo.permissions import visible
 from models_zoo.serializers import resolve_team
@@ -55,12 +56,12 @@ class ProxyCheckCreateSerializer(RefuseUnknownFields, serializers.Serializer):
     per model and shared training settings."""
 
     name = serializers.CharField(max_length=200, required=False, allow_blank=True)
-    team = serializers.IntegerField(required=False, help_text="team id; default: the dataset's team")
+    team = IdField(required=False, help_text="team id; default: the dataset's team")
     preset = serializers.CharField(required=False, allow_blank=True, help_text="a search-space preset")
     space = serializers.JSONField(required=False, allow_null=True, help_text="a search-space document")
-    search = serializers.IntegerField(required=False, allow_null=True,
+    search = IdField(required=False, allow_null=True,
                                       help_text="a finished search of your teams: draw from its candidates")
-    dataset = serializers.IntegerField()
+    dataset = IdField()
     tokenizer = serializers.CharField(max_length=1000, default="bpe:4096",
                                       help_text="gpt2-files:DIR | bpe:VOCAB_SIZE | dir:DIR (DIR under LTS_DATA_ROOT)")
     sample_size = serializers.IntegerField(default=12, min_value=services.MIN_SAMPLE, max_value=services.MAX_SAMPLE,
@@ -69,7 +70,7 @@ class ProxyCheckCreateSerializer(RefuseUnknownFields, serializers.Serializer):
     compare_budget = serializers.BooleanField(default=False,
                                               help_text="also train every model for 2 x max_tokens and report "
                                                         "how well the two rankings agree")
-    seed = serializers.IntegerField(default=1, min_value=0, max_value=2**31 - 1)
+    seed = serializers.IntegerField(default=1, min_value=0, max_value=services.MAX_SEED)
     config = serializers.JSONField(required=False, default=dict,
                                    help_text="TrainConfig settings shared by every run (seq_len 128 and batch_size 16 "
                                              "unless given; lr, warmup_steps, ...); not the budget")

@@ -18,6 +18,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from models_zoo import services as zoo_services
+from models_zoo.core import MAX_TOKENS, TrainConfig
 from models_zoo.models import Dataset, TrainingRun
 from models_zoo.proxy_checks.core import MIN_MODELS, SampleError, analyze, interpret, pool_from_space, stratified_sample
 from models_zoo.proxy_checks.models import ProxyCheck, ProxyCheckRun
@@ -44,6 +45,8 @@ Conflict = zoo_services.Conflict
 MIN_SAMPLE = MIN_MODELS
 # 64 models at 2N tokens are 128 runs: past that a check is a training campaign, not a check.
 MAX_SAMPLE = 64
+# The seed column is an IntegerField.
+MAX_SEED = 2**31 - 1
 # The findings' setting (shared/notes/proxy-check-findings.md): context 128, batch 16; the rest is TrainConfig's.
 DEFAULT_CONFIG: dict[str, Any] = {"seq_len": 128, "batch_size": 16}
 # A check's budget is tokens, the same for every model: steps would give wider models no more data, minutes would
@@ -108,8 +111,9 @@ def do_create_proxy_check(*, owner, team, dataset: Dataset, tokenizer: str, max_
     dispatch=False the runs are only created (``lts_proxy_check --local`` trains them in-process)."""
     errors: dict[str, str] = {}
     _int(errors, "sample_size", sample_size, MIN_SAMPLE, MAX_SAMPLE)
-    _int(errors, "max_tokens", max_tokens, 1)
-    _int(errors, "seed", seed, 0, 2**31 - 1)
+    # compare_budget trains at twice max_tokens, which must stay within TrainConfig's MAX_TOKENS
+    _int(errors, "max_tokens", max_tokens, 1, MAX_TOKENS // 2 if compare_budget else MAX_TOKENS)
+    _int(errors, "seed", seed, 0, MAX_SEED)
     config = dict(DEFAULT_CONFIG, **(config or {})) if isinstance(config or {}, Mapping) else None
     if config is None:
         errors["config"] = "must be a JSON object of training settings"
@@ -117,6 +121,12 @@ def do_create_proxy_check(*, owner, team, dataset: Dataset, tokenizer: str, max_
     for key in BUDGET_KEYS:
         if key in config:
             errors[f"config.{key}"] = "a proxy check's budget is max_tokens, the same for every model"
+    if "max_tokens" not in errors and not errors.keys() & {"config", *(f"config.{k}" for k in BUDGET_KEYS)}:
+        try:  # every training setting now, with the others' messages (each run checks again, with its architecture)
+            TrainConfig.from_dict({**config, "max_tokens": max_tokens * (2 if compare_budget else 1),
+                                   "device": config.get("device") or "cpu"})
+        except ConfigError as exc:
+            errors.update({k if k == "max_tokens" else f"config.{k}": v for k, v in exc.errors.items()})
     pool, candidates, canonical = _pool(errors, preset, space, search, seed if isinstance(seed, int) else 0)
     picks: list[int] = []
     if canonical is not None and "sample_size" not in errors and "seed" not in errors:  # a pool, maybe empty
@@ -150,7 +160,8 @@ def do_create_proxy_check(*, owner, team, dataset: Dataset, tokenizer: str, max_
                         candidate=candidates[i], name=f"{check.name} #{check.pk}: {row['archid'][:13]} @ {tokens:,} tokens",
                         dispatch=dispatch)
                 except ConfigError as exc:  # the same for every run (settings, dataset, tokenizer): report it once
-                    raise ConfigError({"space" if k.startswith("architecture") else k: v
+                    raise ConfigError({"space" if k.startswith("architecture") else
+                                       "max_tokens" if k == "config.max_tokens" else k: v
                                        for k, v in exc.errors.items()}) from None
                 ProxyCheckRun.objects.create(proxy_check=check, run=run, archid=row["archid"], budget=tokens)
     return refresh(check)

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ARCH_KEYS",
+    "ARCH_LIMITS",
     "Architecture",
     "ArchitectureError",
     "ConfigError",
@@ -30,6 +31,19 @@ __all__ = [
 ARCH_KEYS = ("n_layer", "d_model", "d_inner", "n_head", "vocab_size", "max_sequence_length", "dropatt")
 _INT_KEYS = ("n_layer", "d_model", "d_inner", "n_head", "vocab_size", "max_sequence_length")
 _ALLOWED_KEYS = frozenset(ARCH_KEYS) | {"arch_type"}
+# The largest value of each integer hyperparameter: about twice the largest published dense decoders, so that no real
+# GPT-2/GPT-3-class model is refused while a typo (d_model 3e9, n_layer 1e12) is. GPT-3 175B: 96 layers, d_model 12288,
+# d_inner 49152, 96 heads; PaLM 540B: 118 layers, d_model 18432, d_inner 73728, 48 heads; Llama 3.1 405B: 126 layers,
+# d_model 16384, d_inner 53248, 128 heads, 131,072 positions; Gemma 3: 262,144 tokens of vocabulary. At these limits
+# the proxy (1.6e12 non-embedding parameters) still fits the BigIntegerField columns and every value an IntegerField.
+ARCH_LIMITS: dict[str, int] = {
+    "n_layer": 256,
+    "d_model": 32_768,
+    "d_inner": 131_072,
+    "n_head": 256,
+    "vocab_size": 262_144,
+    "max_sequence_length": 131_072,
+}
 
 
 class ConfigError(ValueError):
@@ -54,6 +68,8 @@ def validate_field(key: str, value: Any) -> str | None:
         return f"must be an integer, got {value!r}"
     if value < 1:
         return f"must be at least 1, got {value}"
+    if value > ARCH_LIMITS[key]:
+        return f"at most {ARCH_LIMITS[key]:,} (about twice the largest published models), got {value:,}"
     return None
 
 

@@ -11,9 +11,13 @@ from typing import Any, Iterable, Protocol
 import numpy as np
 
 from .arch import Architecture, ConfigError
+from .evolution import MAX_SEED
 from .space import PRESETS, SearchSpace, SearchSpaceError, get_space
 
-__all__ = ["arch_lines", "arch_record", "load_space", "sample_lines"]
+__all__ = ["MAX_SAMPLES", "arch_lines", "arch_record", "load_space", "sample_lines"]
+
+# Lines one `lts_arch --sample` writes: a million is ~300 MB of JSON, more than any search needs (gpt2-lts has 5,880).
+MAX_SAMPLES = 1_000_000
 
 
 class _Writer(Protocol):
@@ -67,6 +71,13 @@ def load_space(spec: str) -> SearchSpace:
 
 def sample_lines(space: SearchSpace, count: int, seed: int, out: _Writer) -> None:
     """``count`` independent uniform samples of the space (repeats possible), each with its config."""
+    errors = {}
+    if not 0 <= count <= MAX_SAMPLES:
+        errors["sample"] = f"must be from 0 to {MAX_SAMPLES:,}, got {count:,}"
+    if not 0 <= seed <= MAX_SEED:
+        errors["seed"] = f"must be from 0 to {MAX_SEED:,}, got {seed:,}"
+    if errors:
+        raise ConfigError(errors)
     rng = np.random.default_rng(seed)
     for _ in range(count):
         arch = space.sample(rng)

@@ -33,6 +33,8 @@ from .space import SearchSpace
 __all__ = [
     "Batch",
     "Candidate",
+    "MAX_SEED",
+    "PARAM_LIMITS",
     "Evaluated",
     "ProposeFn",
     "SearchParams",
@@ -51,6 +53,20 @@ __all__ = [
 # 4 free hyperparameters of gpt2-lts a mutation leaves the parent unchanged with probability 0.7^4 = 0.24, so 20
 # tries miss a new neighbour only when the neighbourhood is (nearly) all seen or infeasible.
 _PATIENCE = 20
+# Upper bounds of the parameters. A generation proposes at most max_unseen architectures, so 10,000 is already a
+# generation that takes a device days to measure (~1 s a candidate at the default profiling settings); the defaults
+# are 10 to 100. generations is stored in a PositiveIntegerField, and 10,000 generations of 10,000 is 1e8 candidates.
+PARAM_LIMITS: dict[str, int] = {
+    "init_population": 10_000,
+    "mutations_per_parent": 100,
+    "num_crossovers": 10_000,
+    "num_random_mix": 10_000,
+    "max_unseen": 10_000,
+    "generations": 10_000,
+}
+# numpy seeds any non-negative integer, but the legacy RandomState and most tools only 32 bits: a search's seed is
+# one value anyone can pass on.
+MAX_SEED = 2**32 - 1
 
 Origin = Literal["init", "mutation", "crossover", "random"]
 
@@ -89,8 +105,11 @@ class SearchParams:
                    "max_unseen": 1, "generations": 1, "seed": 0}
         for name, low in minimum.items():
             value = getattr(self, name)
+            high = PARAM_LIMITS.get(name, MAX_SEED)
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 errors[name] = f"must be an integer >= {low}, got {value!r}"
+            elif value > high:
+                errors[name] = f"must be at most {high:,}, got {value:,}"
         p = self.mutation_prob
         if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 <= p <= 1.0:
             errors["mutation_prob"] = f"must be a number in [0, 1], got {p!r}"

@@ -18,6 +18,7 @@ from numpy.typing import ArrayLike
 from .arch import ConfigError
 
 __all__ = [
+    "CONSTRAINT_LIMITS",
     "MAXIMIZE",
     "MINIMIZE",
     "OBJECTIVES",
@@ -114,6 +115,12 @@ def reference_point(points: ArrayLike, directions: Sequence[str], margin: float 
     return np.where(maximise, low - pad, high + pad)
 
 
+# Upper bounds of the constraints, far beyond any architecture or measurement (so a bound there means "none"):
+# arch.ARCH_LIMITS allow at most ~1.6e12 non-embedding parameters; a day per forward; a petabyte of memory.
+CONSTRAINT_LIMITS: dict[str, float] = {"min_proxy": 1e15, "max_proxy": 1e15, "max_latency": 86_400.0,
+                                       "max_memory": 1e9}
+
+
 class ConstraintsError(ConfigError):
     """Constraints are invalid. ``errors`` maps field name -> message."""
 
@@ -133,6 +140,8 @@ class Constraints:
         for name, value in asdict(self).items():
             if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0):
                 errors[name] = f"must be a non-negative number or null, got {value!r}"
+            elif value is not None and not value <= CONSTRAINT_LIMITS[name]:
+                errors[name] = f"must be at most {CONSTRAINT_LIMITS[name]:g} or null, got {value!r}"
         if not errors and None not in (self.min_proxy, self.max_proxy) and self.min_proxy > self.max_proxy:  # type: ignore[operator]
             errors["max_proxy"] = f"must be at least min_proxy ({self.min_proxy}), got {self.max_proxy}"
         if errors:

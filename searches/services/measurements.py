@@ -5,6 +5,7 @@ import logging
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Mapping
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -12,7 +13,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from searches.core.arch import Architecture
-from searches.core.profiling import ProfileResult, ProfileSettings
+from searches.core.profiling import ProfileResult, ProfileSettings, device_limit_errors
 from searches.models import Device, Measurement
 from searches.queues import resend_lost
 
@@ -24,6 +25,7 @@ __all__ = [
     "do_retry_measurement",
     "do_save_measurement",
     "measurement_settings",
+    "profile_limit_errors",
     "try_claim_measurement",
 ]
 
@@ -47,6 +49,17 @@ def measurement_settings(measurement: Measurement) -> ProfileSettings:
     """The full ProfileSettings of a stored measurement (key fields plus the stored options)."""
     data = {name: getattr(measurement, name) for name in _KEY_FIELDS}
     return ProfileSettings.from_dict({**measurement.options, **data, "device": measurement.device_type})
+
+
+def profile_limit_errors(device: Device | None, profile: ProfileSettings,
+                         dims: Mapping[str, int] | None = None) -> dict[str, str]:
+    """What ``device`` cannot measure with ``profile`` (threads beyond its cores, a forward of ``dims``, the largest
+    architecture, beyond its memory) and this server's caps (LTS_PROFILE_MAX_THREADS, LTS_PROFILE_MAX_SECONDS); field
+    -> message. A device not registered yet (None, or no hardware) gets only the server's caps."""
+    return device_limit_errors(profile, dims, device.hardware if device is not None else {},
+                               device_name=device.name if device is not None else "",
+                               max_threads=settings.LTS_PROFILE_MAX_THREADS,
+                               max_seconds=settings.LTS_PROFILE_MAX_SECONDS)
 
 
 def _dispatch(measurement_id: int, queue: str) -> None:

@@ -128,6 +128,28 @@ def test_start_training_through_the_page(client, actors, dataset, sent):
     assert TrainingRun.objects.count() == 1
 
 
+def test_numbers_beyond_the_limits_are_form_errors_and_cli_messages(client, actors, dataset, sent):
+    """The issue: max_steps 1e20 was a 500 (integer out of range)."""
+    client.force_login(actors.bob)
+    form = {"team": actors.acme.pk, "dataset": dataset.pk, "tokenizer": "bpe:400", "max_steps": 10**20, "seq_len": 32,
+            "batch_size": 10**12, "grad_accum": 1, "lr": 0.003, "architecture": json.dumps(TINY_ARCH), "extra": ""}
+    response = client.post("/zoo/train/", form)
+    assert response.status_code == 400
+    html = response.content.decode()
+    assert "less than or equal to 2147483647" in html and "less than or equal to 1048576" in html
+    response = client.post("/zoo/train/", {**form, "max_steps": 30, "batch_size": 8,
+                                           "extra": json.dumps({"eval_interval": 10**12, "seed": 2**64})})
+    assert response.status_code == 400 and "must be at most 2,147,483,647" in response.content.decode()
+    for args, says in ((("--max-steps", str(10**20)), "max_steps: must be at most 2,147,483,647"),
+                       (("--max-tokens", str(10**30)), "max_tokens: must be at most 1,000,000,000,000,000"),
+                       (("--candidate", str(10**30)), "--candidate: an id is from 1 to"),
+                       (("--follow", "0"), "--follow: an id is from 1 to")):
+        with pytest.raises(CommandError, match=says):
+            call_command("lts_train", "--arch", json.dumps(TINY_ARCH), "--data", f"dataset:{dataset.pk}",
+                         "--tokenizer", "bpe:400", "--user", "alice", "--no-wait", *args, stdout=io.StringIO())
+    assert not TrainingRun.objects.exists() and not sent
+
+
 def test_run_detail_has_the_live_progress_hooks(client, actors, objects):
     run, _ = objects
     client.force_login(actors.bob)

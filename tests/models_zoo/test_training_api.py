@@ -103,6 +103,26 @@ def test_invalid_runs_get_400_with_field_messages(api_client, actors, dataset, r
     assert not TrainingRun.objects.exists() and not sent
 
 
+def test_numbers_beyond_the_limits_get_400_not_500(api_client, actors, dataset, sent):
+    """The issue: max_steps 1e20 was a 500 (integer out of range in the total_steps column)."""
+    client = _client(api_client, actors.alice)
+    config = {**FAST_CONFIG, "batch_size": 10**12, "seed": 2**64, "eval_batches": 10**9, "max_minutes": 1e300}
+    response = client.post("/api/v1/training-runs/", _body(dataset, config=config, max_steps=10**20), format="json")
+    assert response.status_code == 400
+    errors = {k: " ".join(v) for k, v in response.json().items()}
+    assert errors["config.max_steps"] == "must be at most 2,147,483,647, got 100,000,000,000,000,000,000"
+    assert {"config.batch_size", "config.seed", "config.eval_batches", "config.max_minutes"} <= set(errors)
+    for body in (_body(dataset, max_steps=1e20), _body(dataset, max_tokens=10**30),
+                 _body(dataset, config={**FAST_CONFIG, "max_steps": None}, max_tokens=10**14)):
+        response = client.post("/api/v1/training-runs/", body, format="json")
+        assert response.status_code == 400, response.json()
+    assert "more than 2,147,483,647" in response.json()["config.max_tokens"][0]  # 10**14 tokens at 256 a step
+    for ids in ({"dataset": 10**30}, {"team": 2**63}, {"candidate": 10**30, "architecture": None}):
+        response = client.post("/api/v1/training-runs/", {**_body(dataset), **ids}, format="json")  # was a 500
+        assert response.status_code == 400 and "less than or equal to 9223372036854775807" in str(response.json())
+    assert not TrainingRun.objects.exists() and not sent
+
+
 def test_several_problems_are_reported_together(api_client, actors, dataset, sent):
     response = _client(api_client, actors.alice).post("/api/v1/training-runs/", _body(
         dataset, architecture={**TINY_ARCH, "n_layer": 0}, tokenizer="bpe:1"), format="json")

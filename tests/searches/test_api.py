@@ -46,6 +46,52 @@ def test_create_search_queues_its_first_step(api_client, actors, device, monkeyp
     # on_commit callbacks do not run inside the test transaction; the step is queued once it commits
 
 
+def test_numbers_beyond_the_limits_get_400_with_every_field_at_once(api_client, actors, device):
+    """The issue: threads 1000000 was accepted and forked a storm; batch_size 10**12 overflowed a column; d_model 3e9
+    and n_layer 10**12 were accepted."""
+    body = {**BODY, "space": {**SMALL_SPACE, "d_model": [64, 3_000_000_000], "n_layer": [1, 10**12]},
+            "profiling": {**FAST_PROFILING, "threads": 1_000_000, "batch_size": 10**12, "max_seconds": 1e300},
+            "params": {"init_population": 10**9}, "budget": {"generations": 10**15, "max_candidates": 1e30},
+            "seed": 2**64, "constraints": {"max_memory": 1e300}}
+    response = _client(api_client, actors.alice).post("/api/v1/searches/", body, format="json")
+    assert response.status_code == 400
+    errors = {k: " ".join(v) if isinstance(v, list) else v for k, v in response.json().items()}
+    assert "at most 1,024" in errors["profiling.threads"]
+    assert "at most 1,048,576" in errors["profiling.batch_size"]
+    assert "at most 3600 seconds" in errors["profiling.max_seconds"]
+    assert "at most 32,768" in errors["space.d_model"] and "at most 256" in errors["space.n_layer"]
+    assert "at most 10,000" in errors["params.init_population"] and "at most 10,000" in errors["budget.generations"]
+    assert "at most 100,000,000" in errors["budget.max_candidates"]
+    assert "at most 4,294,967,295" in errors["seed"] and "at most 1e+09" in errors["constraints.max_memory"]
+    assert SearchJob.objects.count() == 0
+
+
+def test_threads_beyond_the_registered_devices_cores_are_refused(api_client, actors, device):
+    client = _client(api_client, actors.alice)
+    response = client.post("/api/v1/searches/", {**BODY, "profiling": {**FAST_PROFILING, "threads": 3}}, format="json")
+    assert response.status_code == 400
+    assert response.json() == {"profiling.threads": ["at most 2 (the cores of device 'edge-1')"]}
+    assert SearchJob.objects.count() == 0
+    ok = client.post("/api/v1/searches/", {**BODY, "profiling": {**FAST_PROFILING, "threads": 2}}, format="json")
+    assert ok.status_code == 201, ok.json()
+
+
+def test_the_largest_architecture_must_fit_the_registered_devices_memory(api_client, actors, device, settings):
+    device.hardware = {**device.hardware, "ram_mb": 64}
+    device.save()
+    body = {**BODY, "profiling": {**FAST_PROFILING, "batch_size": 1024}}  # 32,768 tokens x 256 logits: >= 92 MB
+    response = _client(api_client, actors.alice).post("/api/v1/searches/", body, format="json")
+    assert response.status_code == 400
+    assert "more than the 64 MB of memory of device 'edge-1'" in response.json()["profiling.batch_size"][0]
+    settings.LTS_PROFILE_MAX_SECONDS = 1
+    response = _client(api_client, actors.alice).post("/api/v1/searches/", BODY, format="json")
+    assert response.status_code == 201, response.json()
+    response = _client(api_client, actors.alice).post(
+        "/api/v1/searches/", {**BODY, "profiling": {**FAST_PROFILING, "max_seconds": 2}}, format="json")
+    assert response.json() == {"profiling.max_seconds": [
+        "at most 1 seconds (this server's limit, LTS_PROFILE_MAX_SECONDS)"]}
+
+
 @pytest.mark.parametrize("change, field, text", [
     ({"preset": "huge"}, "preset", "unknown preset"),
     ({"device": "nowhere"}, "device", "unknown device 'nowhere'"),

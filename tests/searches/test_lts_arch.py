@@ -82,7 +82,10 @@ def test_command_accepts_a_space_file(tmp_path: Path) -> None:
     "args, message",
     [
         (["--space", "gpt2-xl", "--sample", "3"], "unknown preset"),
-        (["--sample", "-1"], ">= 0"),
+        (["--sample", "-1"], "--sample: must be from 0 to 1,000,000, got -1"),
+        (["--sample", str(10**12)], "--sample: must be from 0 to 1,000,000, got 1,000,000,000,000"),
+        (["--sample", "1", "--seed", "-1"], "--seed: must be from 0 to 4,294,967,295, got -1"),
+        (["--sample", "1", "--seed", str(2**32)], "--seed: must be from 0 to 4,294,967,295"),
         (["--space", "missing.json", "--sample", "1"], "cannot read"),
     ],
 )

@@ -204,6 +204,24 @@ def test_lts_profile_refuses_a_negative_host_wait(monkeypatch):
 
 
 @pytest.mark.django_db
+def test_lts_profile_refuses_numbers_beyond_the_limits_and_the_devices(monkeypatch, device):
+    from django.core.management import CommandError
+
+    with pytest.raises(CommandError, match="threads: must be at most 1,024, got 1,000,000"):
+        _run_profile_command(monkeypatch, ["{}"], "--device", "edge-1", "--threads", "1000000")
+    with pytest.raises(CommandError, match="batch_size: must be at most 1,048,576"):
+        _run_profile_command(monkeypatch, ["{}"], "--device", "edge-1", "--batch-size", str(10**12))
+    with pytest.raises(CommandError, match=r"threads: at most 2 \(the cores of device 'edge-1'\)"):
+        _run_profile_command(monkeypatch, ["{}"], "--device", "edge-1", "--threads", "3")
+    device.hardware = {**device.hardware, "ram_mb": 64}
+    device.save()
+    big = json.dumps({"n_layer": 1, "d_model": 4096, "d_inner": 64, "n_head": 2})  # 50257 x 4096 float32: 785 MB
+    lines = _run_profile_command(monkeypatch, [big], "--device", "edge-1", "--seq-len", "32")
+    assert lines[0]["valid"] is False and "more than the 64 MB of memory of device 'edge-1'" in lines[0]["error"]
+    assert not Measurement.objects.exists()
+
+
+@pytest.mark.django_db
 def test_lts_profile_names_a_missing_device_and_how_to_start_it(monkeypatch):
     from django.core.management import CommandError
 

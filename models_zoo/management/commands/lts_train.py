@@ -18,6 +18,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
+from lts_web.fields import id_argument
 from lts_web.models import Membership, Team
 from lts_web.params import parse_int
 from models_zoo import services
@@ -63,7 +64,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--arch", help="architecture config: JSON text or a .json file")
-        parser.add_argument("--candidate", type=int, help="a search candidate's id instead of --arch")
+        parser.add_argument("--candidate", type=id_argument, help="a search candidate's id instead of --arch")
         parser.add_argument("--data", help="a text file or folder (copied under LTS_DATA_ROOT unless already there), "
                                            "a registered dataset's name or dataset:ID, or a hub dataset (hub:NAME)")
         parser.add_argument("--tokenizer", default="bpe:4096", help="gpt2-files:DIR | bpe:VOCAB_SIZE | dir:DIR")
@@ -84,7 +85,7 @@ class Command(BaseCommand):
         parser.add_argument("--name", default="")
         parser.add_argument("--local", action="store_true", help="train in this process instead of on a worker")
         parser.add_argument("--no-wait", action="store_true", help="submit and print the run id only")
-        parser.add_argument("--follow", type=int, metavar="RUN_ID", help="attach to an existing run")
+        parser.add_argument("--follow", type=id_argument, metavar="RUN_ID", help="attach to an existing run")
         parser.add_argument("--timeout", type=float, default=24 * 3600, help="give up following after this many s")
 
     @staticmethod

@@ -11,6 +11,7 @@ Pure Python: imports neither Django nor Celery, and the parent process never imp
 from __future__ import annotations
 
 from .device import available_backends, describe_device, library_versions
+from .limits import device_limit_errors, largest_dims, machine_limit_errors, working_memory_mb
 from .runner import ProfileResult, ProfilingError, profile
 from .settings import BACKENDS, DECODE_STEPS, DEVICES, DTYPES, MODES, ProfileSettings, ProfileSettingsError
 from .stats import LatencyStats, latency_stats
@@ -27,6 +28,10 @@ __all__ = [
     "ProfileSettingsError",
     "ProfilingError",
     "available_backends",
+    "device_limit_errors",
+    "largest_dims",
+    "machine_limit_errors",
+    "working_memory_mb",
     "describe_device",
     "latency_stats",
     "library_versions",

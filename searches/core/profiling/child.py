@@ -17,6 +17,7 @@ from typing import Any, Callable
 from searches.core.arch import Architecture, build_model
 
 from .host_speed import HostGate
+from .limits import largest_dims, machine_limit_errors
 from .settings import DECODE_STEPS, ProfileSettings
 from .stats import LatencyStats, repeat_until_stable
 
@@ -254,8 +255,15 @@ def _param_bytes(model: Any) -> int:
 
 
 def _load(payload: dict[str, Any]) -> tuple[Architecture, ProfileSettings]:
+    """The architecture and settings, checked again here before any thread or tensor exists: from_dict applies the
+    absolute caps, machine_limit_errors this machine's cores and memory (a payload built by other means than
+    profile(), e.g. from a measurement row written directly, cannot start a million threads)."""
     _quiet()
-    return Architecture.from_dict(payload["arch"]), ProfileSettings.from_dict(payload["settings"])
+    arch, settings = Architecture.from_dict(payload["arch"]), ProfileSettings.from_dict(payload["settings"])
+    errors = machine_limit_errors(settings, largest_dims(arch))
+    if errors:
+        raise Unavailable("; ".join(f"{k}: {v}" for k, v in errors.items()))
+    return arch, settings
 
 
 def _torch_child(payload: dict[str, Any]) -> dict[str, Any]:

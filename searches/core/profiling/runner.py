@@ -15,6 +15,7 @@ from searches.core.arch import Architecture
 
 from .child import child_main
 from .device import available_backends, describe_device, gpu_names, library_versions
+from .limits import largest_dims, machine_limit_errors
 from .settings import ProfileSettings
 from .stats import LatencyStats
 
@@ -105,6 +106,9 @@ def profile(
     """
     settings = settings or ProfileSettings()
     settings.check_arch(arch)
+    beyond = machine_limit_errors(settings, largest_dims(arch))
+    if beyond:  # no child is forked for what this machine cannot run (each child checks again)
+        raise ProfilingError("unavailable", "; ".join(f"{k}: {v}" for k, v in beyond.items()))
     if not timeout_s > 0:
         raise ValueError(f"timeout_s must be positive, got {timeout_s!r}")
     if settings.backend not in available_backends():

@@ -11,6 +11,11 @@ __all__ = [
     "DECODE_STEPS",
     "DEVICES",
     "DTYPES",
+    "MAX_BATCH_TOKENS",
+    "MAX_PROFILE_SECONDS",
+    "MAX_REPEATS",
+    "MAX_THREADS",
+    "MAX_WARMUP",
     "MODES",
     "ProfileSettings",
     "ProfileSettingsError",
@@ -24,6 +29,19 @@ DEVICES = ("cpu", "cuda")
 # prompt on the 16M model, so ~170 ms per sample instead of ~20: well above timer and scheduler jitter.
 # The prompt must leave room for them in the position table.
 DECODE_STEPS = 8
+# Upper bounds that hold on any machine; the service layer adds the device's own (cores, memory: limits.py), and the
+# child refuses threads beyond its machine's cores. A million threads once exhausted the host's process ids.
+# The largest x86 hosts have 2 x 192 cores, 768 hardware threads: 1024 refuses only what no machine has.
+MAX_THREADS = 1024
+# Tokens of one forward (batch_size x seq_len): 2**20 is 1024 sequences of 1024 tokens; the logits alone are then
+# 2**20 x vocab x 4 bytes (200 GB at GPT-2's 50257), so a larger batch cannot be a latency anyone deploys.
+MAX_BATCH_TOKENS = 2**20
+# Warm-up runs and timed repeats: the defaults are 1 and 3-50; a median is stable long before 10,000 samples.
+MAX_WARMUP = 100
+MAX_REPEATS = 10_000
+# Seconds of timed runs (max_seconds) and of waiting out a slow host (host_wait_s): an hour each. A worker's whole
+# measurement is bounded by LTS_PROFILE_TIMEOUT_S (default 600 s), which the service layer also checks against.
+MAX_PROFILE_SECONDS = 3600.0
 _KEY_FIELDS = ("backend", "batch_size", "seq_len", "threads", "mode", "dtype", "device")
 
 
@@ -69,20 +87,29 @@ class ProfileSettings:
         for name, allowed in (("backend", BACKENDS), ("mode", MODES), ("dtype", DTYPES), ("device", DEVICES)):
             if getattr(self, name) not in allowed:
                 errors[name] = f"must be one of {', '.join(allowed)}; got {getattr(self, name)!r}"
-        for name, low in (("batch_size", 1), ("seq_len", 1), ("threads", 1), ("warmup", 1), ("min_repeats", 2),
-                          ("max_repeats", 2)):
+        for name, low, high in (("batch_size", 1, MAX_BATCH_TOKENS), ("seq_len", 1, MAX_BATCH_TOKENS),
+                                ("threads", 1, MAX_THREADS), ("warmup", 1, MAX_WARMUP), ("min_repeats", 2, MAX_REPEATS),
+                                ("max_repeats", 2, MAX_REPEATS)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int):
                 errors[name] = f"must be an integer, got {value!r}"
             elif value < low:
                 errors[name] = f"must be at least {low}, got {value}"
+            elif value > high:
+                errors[name] = f"must be at most {high:,}, got {value:,}"
+        if not {"batch_size", "seq_len"} & errors.keys() and self.batch_size * self.seq_len > MAX_BATCH_TOKENS:
+            errors["batch_size"] = (f"batch_size x seq_len must be at most {MAX_BATCH_TOKENS:,} tokens, got "
+                                    f"{self.batch_size:,} x {self.seq_len:,}")
         for name in ("rel_tolerance", "max_seconds", "host_tolerance"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
                 errors[name] = f"must be a positive number, got {value!r}"
+        if "max_seconds" not in errors and not self.max_seconds <= MAX_PROFILE_SECONDS:
+            errors["max_seconds"] = f"must be at most {MAX_PROFILE_SECONDS:g} seconds, got {self.max_seconds!r}"
         value = self.host_wait_s
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 3600:
-            errors["host_wait_s"] = f"must be a number of seconds from 0 (no check) to 3600, got {value!r}"
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= MAX_PROFILE_SECONDS:
+            errors["host_wait_s"] = (f"must be a number of seconds from 0 (no check) to {MAX_PROFILE_SECONDS:g}, "
+                                     f"got {value!r}")
         for name, of in (("rel_tolerance", "the median"), ("host_tolerance", "the reference probe")):
             if name not in errors and getattr(self, name) >= 1:
                 errors[name] = f"must be below 1 (a fraction of {of}), got {getattr(self, name)!r}"

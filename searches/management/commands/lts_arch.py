@@ -28,10 +28,8 @@ class Command(BaseCommand):
         if options["sample"] is None:
             arch_lines(options.get("stdin") or sys.stdin, self.stdout)
             return
-        if options["sample"] < 0:
-            raise CommandError(f"--sample must be >= 0, got {options['sample']}")
         try:
-            space = load_space(options["space"])
+            sample_lines(load_space(options["space"]), options["sample"], options["seed"], self.stdout)
         except ConfigError as exc:
-            raise CommandError(str(exc)) from None
-        sample_lines(space, options["sample"], options["seed"], self.stdout)
+            raise CommandError("; ".join(f"--{k}: {v}" if k in ("sample", "seed") else f"{k}: {v}"
+                                         for k, v in exc.errors.items())) from None

@@ -9,7 +9,7 @@ import time
 from django.core.management.base import BaseCommand, CommandError
 
 from searches.core.arch import Architecture, ConfigError
-from searches.core.profiling import BACKENDS, DTYPES, MODES, ProfileSettings, ProfilingError, profile
+from searches.core.profiling import BACKENDS, DTYPES, MODES, ProfileSettings, ProfilingError, largest_dims, profile
 from searches.models import Device, Measurement
 from searches import services
 
@@ -59,12 +59,18 @@ class Command(BaseCommand):
         except ConfigError as exc:
             raise CommandError(f"invalid settings: {exc}") from None
         device = self._device(opts["device"], local=opts["local"])
+        beyond = services.profile_limit_errors(device, settings)
+        if beyond:
+            raise CommandError("invalid settings: " + "; ".join(f"{k}: {v}" for k, v in beyond.items()))
         pending: list[tuple[int, object]] = []  # (line number, MeasurementRequest or error dict)
         for number, line in enumerate(sys.stdin, 1):
             if not line.strip():
                 continue
             try:
                 arch = Architecture.from_dict(json.loads(line))
+                too_large = services.profile_limit_errors(device, settings, largest_dims(arch))
+                if too_large:
+                    raise ConfigError(too_large)
                 request = services.do_request_measurement(arch, device, settings, dispatch=not opts["local"])
                 pending.append((number, request))
             except json.JSONDecodeError as exc:

@@ -10,6 +10,7 @@ from types import SimpleNamespace
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
+from lts_web.fields import id_argument
 from lts_web.models import Team
 from searches import services
 from searches.models import Candidate, SearchJob
@@ -35,7 +36,7 @@ class Command(BaseCommand):
                                  "host (default 20; 0: no check)")
         parser.add_argument("--user", default="demo", help="the submitting user (default demo)")
         parser.add_argument("--team", help="team name (default: the user's first team)")
-        parser.add_argument("--follow", type=int, metavar="JOB_ID", help="attach to an existing search")
+        parser.add_argument("--follow", type=id_argument, metavar="JOB_ID", help="attach to an existing search")
         parser.add_argument("--no-wait", action="store_true", help="submit and print the job id only")
         parser.add_argument("--timeout", type=float, default=24 * 3600, help="give up following after this many s")
 

@@ -95,6 +95,10 @@ def test_time_limit_and_cancel_stop_early(loaded):
     ({"temperature": float("nan")}, "temperature"), ({"top_k": -1}, "top_k"), ({"top_k": 2.5}, "top_k"),
     ({"top_p": 0}, "top_p"), ({"top_p": 1.5}, "top_p"), ({"repetition_penalty": 0}, "repetition_penalty"),
     ({"greedy": "yes"}, "greedy"), ({"seed": -1}, "seed"), ({"seed": True}, "seed"), ({"beams": 4}, "beams"),
+    # integers beyond a float (float(10**400) raises OverflowError): a field error, not a 500
+    ({"max_new_tokens": 10**400}, "max_new_tokens"), ({"top_k": -10**400}, "top_k"),
+    ({"temperature": 10**400}, "temperature"), ({"top_p": 10**400}, "top_p"), ({"seed": 2**63}, "seed"),
+    ({"top_k": 100_001}, "top_k"), ({"repetition_penalty": 101}, "repetition_penalty"),
 ])
 def test_bad_settings_name_their_field(data, field):
     with pytest.raises(GenerationError) as caught:

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 
+from models_zoo.core import trainer
 from models_zoo.core import (
     CHECKPOINT_NAME,
     DataError,
@@ -73,6 +74,39 @@ def test_config_validation_names_every_bad_field():
     config = TrainConfig(max_tokens=10_000, max_minutes=2.5, batch_size=4, seq_len=64, grad_accum=2)
     assert TrainConfig.from_dict(config.to_dict()) == config
     assert config.total_steps == math.ceil(10_000 / 512) and config.warmup == 2
+
+
+@pytest.mark.parametrize(("name", "limit"), [
+    ("max_steps", trainer.MAX_STEPS), ("max_tokens", trainer.MAX_TOKENS), ("warmup_steps", trainer.MAX_STEPS),
+    ("eval_interval", trainer.MAX_STEPS), ("checkpoint_interval", trainer.MAX_STEPS),
+    ("log_interval", trainer.MAX_STEPS), ("seed", 2**32 - 1), ("seq_len", 131_072),
+    ("batch_size", trainer.MAX_BATCH_TOKENS), ("grad_accum", trainer.MAX_GRAD_ACCUM),
+    ("eval_batches", trainer.MAX_EVAL_BATCHES),
+])
+def test_integer_settings_have_upper_bounds(name: str, limit: int) -> None:
+    """The issue: max_steps 1e20 reached the database (integer out of range, a 500)."""
+    base = {"max_minutes": 1.0, "batch_size": 1, "seq_len": 1, "grad_accum": trainer.MAX_GRAD_ACCUM}
+    if name == "max_tokens":  # at most MAX_STEPS steps: 10**15 tokens need >= 465,662 tokens a step
+        base.update(seq_len=1024, batch_size=1024)
+    assert getattr(TrainConfig.from_dict({**base, name: limit}), name) == limit
+    with pytest.raises(TrainConfigError) as info:
+        TrainConfig.from_dict({**base, name: limit + 1})
+    assert info.value.errors[name] == f"must be at most {limit:,}, got {limit + 1:,}"
+
+
+def test_budget_and_batch_bounds_that_combine_fields() -> None:
+    with pytest.raises(TrainConfigError) as info:
+        TrainConfig(max_tokens=10**12, batch_size=1, seq_len=1)
+    assert info.value.errors == {"max_tokens": "1,000,000,000,000 tokens at 1 a step are 1,000,000,000,000 steps, "
+                                               "more than 2,147,483,647: raise batch_size, seq_len or grad_accum"}
+    with pytest.raises(TrainConfigError) as info:
+        TrainConfig(max_steps=1, batch_size=1025, seq_len=1024)
+    assert info.value.errors == {"batch_size": "batch_size x seq_len must be at most 1,048,576 tokens, got 1,025 x 1,024"}
+    assert TrainConfig(max_minutes=trainer.MAX_MINUTES, grad_clip=trainer.MAX_GRAD_CLIP).max_minutes == 527_040
+    for value in (2 * trainer.MAX_GRAD_CLIP, 10**400, math.inf):  # MAX_GRAD_CLIP > MAX_MINUTES
+        with pytest.raises(TrainConfigError) as info:
+            TrainConfig(max_minutes=value, grad_clip=value)
+        assert set(info.value.errors) == {"max_minutes", "grad_clip"}
 
 
 def test_learning_rate_warms_up_then_decays_to_min_lr():

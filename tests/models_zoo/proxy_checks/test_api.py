@@ -2,6 +2,8 @@
 cancel and delete, a constant number of queries for the list, the schema."""
 from __future__ import annotations
 
+import json
+
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -47,11 +49,30 @@ def test_create_returns_the_check_with_its_models(api_client, actors, dataset, s
     ({"config": [1]}, "config", "JSON object"),
     ({"search": 999}, "search", "no such search"),
     ({"tokenizer": "words"}, "tokenizer", "unknown tokenizer"),
+    ({"max_tokens": 10**30}, "max_tokens", "must be in [1, 1000000000000000]"),  # the issue: a 500 (out of range)
+    ({"max_tokens": 10**15, "compare_budget": True}, "max_tokens", "must be in [1, 500000000000000]"),
+    ({"config": {**TINY_CONFIG, "batch_size": 10**12}}, "config.batch_size", "must be at most 1,048,576"),
 ])
 def test_mistakes_are_400_with_field_messages(api_client, actors, dataset, sent, change, field, text):
     response = _as(api_client, actors.alice).post(URL, _body(dataset, **change), format="json")
     assert response.status_code == 400
     assert text in " ".join(response.json().get(field, [])), response.json()
+    assert not ProxyCheck.objects.exists() and not sent
+
+
+@pytest.mark.parametrize("args, says", [
+    (["--max-tokens", str(10**30)], "max_tokens: must be in [1, 1000000000000000]"),  # the issue's 1e30: was a 500
+    (["--max-tokens", "2048", "--seed", str(2**40)], "seed: must be in [0, 2147483647]"),
+    (["--max-tokens", "2048", "--search", str(10**30)], "--search: an id is from 1 to"),
+    (["--follow", "-1"], "--follow: an id is from 1 to"),
+])
+def test_the_command_gives_messages_for_numbers_beyond_the_limits(actors, dataset, sent, args, says):
+    from django.core.management import CommandError, call_command
+
+    with pytest.raises(CommandError) as err:
+        call_command("lts_proxy_check", "--space", json.dumps(TINY_SPACE), "--data", f"dataset:{dataset.pk}",
+                     "--tokenizer", "bpe:300", "-k", "3", "--user", "alice", "--no-wait", *args)
+    assert says in str(err.value)
     assert not ProxyCheck.objects.exists() and not sent
 
 

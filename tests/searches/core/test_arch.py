@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from searches.core.arch import ARCH_KEYS, Architecture, ArchitectureError, build_config, build_model
+from searches.core.arch import ARCH_KEYS, ARCH_LIMITS, Architecture, ArchitectureError, build_config, build_model
 from searches.core.space import PRESETS
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -116,3 +116,21 @@ def test_core_imports_neither_django_nor_celery() -> None:
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout.strip().splitlines()[-1]) == []
+
+
+@pytest.mark.parametrize("key", sorted(ARCH_LIMITS))
+def test_every_integer_hyperparameter_has_an_upper_bound(key: str) -> None:
+    limit = ARCH_LIMITS[key]
+    at_limit = {**EXAMPLE, key: limit, **({"n_head": 1} if key == "d_model" else {}),
+                **({"d_model": limit * 4} if key == "n_head" else {})}
+    assert getattr(Architecture.from_dict(at_limit), key) == limit
+    with pytest.raises(ArchitectureError) as info:
+        Architecture.from_dict({**at_limit, key: limit + 1})
+    assert info.value.errors[key] == f"at most {limit:,} (about twice the largest published models), got {limit + 1:,}"
+
+
+def test_the_largest_architecture_fits_the_database_columns() -> None:
+    """BigIntegerField holds the proxy and total parameters, PositiveIntegerField each hyperparameter."""
+    largest = Architecture(**{k: ARCH_LIMITS[k] for k in ("n_layer", "d_model", "d_inner", "vocab_size",
+                                                          "max_sequence_length")}, n_head=ARCH_LIMITS["n_head"])
+    assert largest.total_params < 2**63 - 1 and max(ARCH_LIMITS.values()) < 2**31 - 1

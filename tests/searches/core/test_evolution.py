@@ -10,6 +10,8 @@ import pytest
 
 from searches.core.arch import Architecture
 from searches.core.evolution import (
+    MAX_SEED,
+    PARAM_LIMITS,
     Evaluated,
     SearchParams,
     SearchParamsError,
@@ -192,3 +194,12 @@ def test_params_round_trip_and_validation() -> None:
     assert set(info.value.errors) == {"objectives", "mutation_prob", "init_population"}
     with pytest.raises(SearchParamsError, match="misses the space"):
         SearchParams(constraints=Constraints(min_proxy=10**9)).check_space(GPT2_LTS)
+
+
+@pytest.mark.parametrize("name", sorted({**PARAM_LIMITS, "seed": MAX_SEED}))
+def test_every_integer_parameter_has_an_upper_bound(name: str) -> None:
+    limit = PARAM_LIMITS.get(name, MAX_SEED)
+    assert getattr(SearchParams(**{name: limit}), name) == limit
+    with pytest.raises(SearchParamsError) as info:
+        SearchParams(**{name: limit + 1})
+    assert info.value.errors == {name: f"must be at most {limit:,}, got {limit + 1:,}"}

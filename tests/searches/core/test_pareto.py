@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from searches.core.pareto import (
+    CONSTRAINT_LIMITS,
     Constraints,
     ConstraintsError,
     feasible_mask,
@@ -139,6 +140,16 @@ def test_invalid_constraints(data: dict, field: str) -> None:
     with pytest.raises(ConstraintsError) as info:
         Constraints.from_dict(data)
     assert field in info.value.errors
+
+
+@pytest.mark.parametrize("name", sorted(CONSTRAINT_LIMITS))
+def test_constraints_have_upper_bounds(name: str) -> None:
+    limit = CONSTRAINT_LIMITS[name]
+    assert getattr(Constraints.from_dict({name: limit}), name) == limit
+    for over in (limit * 10, float("inf")):
+        with pytest.raises(ConstraintsError) as info:
+            Constraints.from_dict({name: over})
+        assert info.value.errors == {name: f"must be at most {limit:g} or null, got {over!r}"}
 
 
 def test_invalid_points() -> None:

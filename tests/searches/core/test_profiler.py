@@ -30,6 +30,7 @@ from searches.core.profiling import (
 )
 from searches.core.profiling import runner
 from searches.core.profiling.device import gpu_names
+from searches.core.profiling.settings import MAX_BATCH_TOKENS, MAX_PROFILE_SECONDS, MAX_REPEATS, MAX_THREADS, MAX_WARMUP
 from searches.core.profiling.stats import median_ci95, repeat_until_stable
 
 
@@ -238,6 +239,33 @@ def test_settings_errors_name_the_field(kwargs: dict[str, object], field: str) -
     with pytest.raises(ProfileSettingsError) as info:
         ProfileSettings(**kwargs)  # type: ignore[arg-type]
     assert field in info.value.errors
+
+
+@pytest.mark.parametrize(("name", "limit"), [
+    ("threads", MAX_THREADS), ("batch_size", MAX_BATCH_TOKENS), ("seq_len", MAX_BATCH_TOKENS), ("warmup", MAX_WARMUP),
+    ("min_repeats", MAX_REPEATS), ("max_repeats", MAX_REPEATS),
+])
+def test_integer_settings_have_upper_bounds(name: str, limit: int) -> None:
+    """The issue: threads 1000000 forked a storm; batch_size 10**12 overflowed a column."""
+    base = {"max_repeats": MAX_REPEATS} if name == "min_repeats" else {}
+    extra = {"seq_len": 1} if name == "batch_size" else {"batch_size": 1}
+    assert getattr(ProfileSettings(**{**base, **extra, name: limit}), name) == limit
+    with pytest.raises(ProfileSettingsError) as info:
+        ProfileSettings(**{**base, **extra, name: limit + 1})
+    assert info.value.errors[name] == f"must be at most {limit:,}, got {limit + 1:,}"
+
+
+def test_batch_times_sequence_and_seconds_have_upper_bounds() -> None:
+    assert ProfileSettings(batch_size=1024, seq_len=1024).batch_size == 1024  # 2**20 tokens
+    with pytest.raises(ProfileSettingsError) as info:
+        ProfileSettings(batch_size=1025, seq_len=1024)
+    assert info.value.errors == {"batch_size": "batch_size x seq_len must be at most 1,048,576 tokens, got 1,025 x 1,024"}
+    assert ProfileSettings(max_seconds=MAX_PROFILE_SECONDS, host_wait_s=MAX_PROFILE_SECONDS).max_seconds == 3600.0
+    for value in (MAX_PROFILE_SECONDS + 1, math.inf):
+        with pytest.raises(ProfileSettingsError) as info:
+            ProfileSettings(max_seconds=value, host_wait_s=value)
+        assert set(info.value.errors) == {"max_seconds", "host_wait_s"}
+        assert "at most 3600 seconds" in info.value.errors["max_seconds"]
 
 
 def test_settings_from_dict_rejects_unknown_keys() -> None:

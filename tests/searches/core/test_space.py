@@ -61,12 +61,12 @@ def test_size_and_proxy_range_match_enumeration(space: SearchSpace) -> None:
 
 
 def test_size_of_a_huge_space_needs_no_enumeration() -> None:
-    space = SearchSpace.from_dict(
-        {k: {"range": [1, 4001]} for k in ("n_layer", "d_model", "d_inner", "n_head", "vocab_size", "max_sequence_length")}
-    )
-    assert space.size > 10**18
+    space = SearchSpace.from_dict({**{k: {"range": [1, 4001]} for k in ("d_model", "d_inner", "vocab_size",
+                                                                         "max_sequence_length")},
+                                   "n_layer": {"range": [1, 257]}, "n_head": {"range": [1, 257]}})  # ARCH_LIMITS
+    assert space.size > 10**16
     low, high = space.proxy_range()
-    assert low == Architecture(1, 1, 1, 1).non_embedding_params and high == Architecture(4000, 4000, 4000, 1).non_embedding_params
+    assert low == Architecture(1, 1, 1, 1).non_embedding_params and high == Architecture(256, 4000, 4000, 1).non_embedding_params
 
 
 def test_range_forms_and_scalars_are_equivalent() -> None:
@@ -185,3 +185,12 @@ def test_uniform_crossover_mixes_both_parents() -> None:
     assert GPT2_LTS.crossover([a], rng) == a
     with pytest.raises(ValueError):
         GPT2_LTS.crossover([], rng)
+
+
+def test_choices_beyond_the_published_sizes_are_refused_per_field() -> None:
+    """The issue: d_model 3e9 and n_layer 1e12 were accepted."""
+    with pytest.raises(SearchSpaceError) as info:
+        SearchSpace.from_dict({"n_layer": [2, 10**12], "d_model": 3_000_000_000, "d_inner": [64], "n_head": [2]})
+    assert set(info.value.errors) == {"n_layer", "d_model"}
+    assert "at most 256" in info.value.errors["n_layer"] and "at most 32,768" in info.value.errors["d_model"]
+    assert SearchSpace.from_dict({"n_layer": [256], "d_model": [32_768], "d_inner": [64], "n_head": [2]}).size == 1

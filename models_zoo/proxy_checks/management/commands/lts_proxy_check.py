@@ -15,6 +15,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
+from lts_web.fields import id_argument
 from models_zoo import services as zoo_services
 from models_zoo.management.commands.lts_train import Command as TrainCommand
 from models_zoo.management.commands.lts_train import _errors
@@ -58,7 +59,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--preset", help="a search-space preset (tiny, gpt2-lts)")
         parser.add_argument("--space", help="a search-space document: JSON text or a .json file")
-        parser.add_argument("--search", type=int, help="a finished search's id: draw from its candidates")
+        parser.add_argument("--search", type=id_argument, help="a finished search's id: draw from its candidates")
         parser.add_argument("--data", help="a text file or folder, a registered dataset's name or dataset:ID, or "
                                            "hub:NAME (as lts_train)")
         parser.add_argument("--tokenizer", default="bpe:4096", help="gpt2-files:DIR | bpe:VOCAB_SIZE | dir:DIR")
@@ -77,7 +78,7 @@ class Command(BaseCommand):
         parser.add_argument("--name", default="")
         parser.add_argument("--local", action="store_true", help="train in this process instead of on workers")
         parser.add_argument("--no-wait", action="store_true", help="submit and print the check's id only")
-        parser.add_argument("--follow", type=int, metavar="CHECK_ID", help="attach to an existing check")
+        parser.add_argument("--follow", type=id_argument, metavar="CHECK_ID", help="attach to an existing check")
         parser.add_argument("--json", metavar="PATH", help="also write the check, its result and models as JSON")
         parser.add_argument("--timeout", type=float, default=7 * 24 * 3600, help="give up following after this many s")
 
