@@ -255,7 +255,9 @@ def _spearman(y: np.ndarray, pred: np.ndarray) -> float:
     return float(spearmanr(y, pred).statistic)
 
 
-def _fit_target(target: str, X: np.ndarray, y: np.ndarray, coverage: float, folds: int) -> TargetModel:
+def _fit_target(target: str, X: np.ndarray, y: np.ndarray, coverage: float,
+                folds: int) -> tuple[TargetModel, np.ndarray]:
+    """The model of the family with the lower held-out MAPE, and that family's held-out predictions."""
     best: tuple[float, str, np.ndarray] | None = None
     for family in FAMILIES:
         held = _heldout(family, X, y, folds)
@@ -269,9 +271,10 @@ def _fit_target(target: str, X: np.ndarray, y: np.ndarray, coverage: float, fold
     cols = _usable_columns(X, family)
     coef = _fit_family(family, X[:, cols], y)
     terms = tuple(TERMS[target][j] for j in cols)
-    return TargetModel(target=target, family=family, terms=terms, coef=tuple(float(c) for c in coef),
-                       log_halfwidth=q, coverage=coverage, heldout_mape=error, heldout_spearman=_spearman(y, held),
-                       heldout_coverage=float(np.mean(residuals <= q)))
+    model = TargetModel(target=target, family=family, terms=terms, coef=tuple(float(c) for c in coef),
+                        log_halfwidth=q, coverage=coverage, heldout_mape=error, heldout_spearman=_spearman(y, held),
+                        heldout_coverage=float(np.mean(residuals <= q)))
+    return model, held
 
 
 # ---- both targets, one key ----------------------------------------------------------------------------------------
@@ -288,7 +291,9 @@ class CostModel:
     fitted_on: str                # sha1 of the sorted archids behind the fit: a refit on the same data is the same
     fitted_at: str
     version: int = COST_MODEL_VERSION
-    extra: dict[str, Any] = field(default_factory=dict)
+    # Each measurement behind the fit, with what a model fit without its fold predicted for it (a predicted-vs-
+    # measured chart): {"archid": [...], "latency_s": [...], "latency_pred": [...], "memory_mb": [...], ...}.
+    heldout: dict[str, list[Any]] = field(default_factory=dict)
 
     def predict(self, archs: Sequence[Architecture]) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
         """{"latency": (value, low, high) in s, "memory": (value, low, high) in MB} for ``archs``."""
@@ -298,7 +303,7 @@ class CostModel:
     def to_dict(self) -> dict[str, Any]:
         return {"version": self.version, "settings": self.settings.to_dict(), "latency": self.latency.to_dict(),
                 "memory": self.memory.to_dict(), "measurements": self.measurements, "fitted_on": self.fitted_on,
-                "fitted_at": self.fitted_at, "extra": dict(self.extra)}
+                "fitted_at": self.fitted_at, "heldout": {k: list(v) for k, v in self.heldout.items()}}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> CostModel:
@@ -307,7 +312,7 @@ class CostModel:
         return cls(settings=ProfileSettings.from_dict(data["settings"]),
                    latency=TargetModel.from_dict(data["latency"]), memory=TargetModel.from_dict(data["memory"]),
                    measurements=int(data["measurements"]), fitted_on=str(data["fitted_on"]),
-                   fitted_at=str(data["fitted_at"]), extra=dict(data.get("extra") or {}))
+                   fitted_at=str(data["fitted_at"]), heldout=dict(data.get("heldout") or {}))
 
 
 def _check_observations(observations: Sequence[Observation]) -> list[Observation]:
@@ -334,14 +339,16 @@ def fit_cost_model(settings: ProfileSettings, observations: Sequence[Observation
         raise NotEnoughData(len(rows), max(min_observations, 3))
     archs = [o.arch for o in rows]
     models = {}
-    for target in TARGETS:
+    heldout: dict[str, list[Any]] = {"archid": [a.archid for a in archs]}
+    for target, unit in zip(TARGETS, ("latency_s", "memory_mb")):
         X = design_matrix(archs, settings, target)
         y = np.array([o.value(target) for o in rows], dtype=float)
-        models[target] = _fit_target(target, X, y, coverage, folds)
+        models[target], held = _fit_target(target, X, y, coverage, folds)
+        heldout[unit], heldout[f"{target}_pred"] = y.tolist(), held.tolist()
     digest = hashlib.sha1("\n".join(a.archid for a in archs).encode()).hexdigest()
     stamp = (now or datetime.now(timezone.utc)).isoformat(timespec="seconds")
     return CostModel(settings=settings, latency=models["latency"], memory=models["memory"], measurements=len(rows),
-                     fitted_on=digest, fitted_at=stamp)
+                     fitted_on=digest, fitted_at=stamp, heldout=heldout)
 
 
 def heldout_report(model: CostModel, observations: Sequence[Observation]) -> dict[str, dict[str, float]]:

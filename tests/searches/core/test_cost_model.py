@@ -155,3 +155,18 @@ def test_space_filling_design_skips_what_is_measured():
     tiny = get_space("tiny")
     assert len(space_filling_design(tiny, 500, np.random.default_rng(0))) == tiny.size
     assert space_filling_design(tiny, 5, np.random.default_rng(0), exclude=[a.archid for a in tiny]) == []
+
+
+def test_the_fit_keeps_each_measurement_with_its_held_out_prediction(measured):
+    rows = measured[:30]
+    model = fit_cost_model(SETTINGS, rows)
+    held = model.heldout
+    assert sorted(held["archid"]) == held["archid"] == sorted(o.arch.archid for o in rows)
+    by_id = {o.arch.archid: o for o in rows}
+    assert held["latency_s"] == [by_id[a].latency_s for a in held["archid"]]
+    # Held out, so not the fitted model's own predictions of its training points (those would be closer).
+    fitted = model.latency.predict([by_id[a].arch for a in held["archid"]], SETTINGS)[0]
+    assert not np.allclose(held["latency_pred"], fitted)
+    errors = np.abs(np.array(held["latency_pred"]) / np.array(held["latency_s"]) - 1)
+    assert math.isclose(float(errors.mean()), model.latency.heldout_mape)
+    assert CostModel.from_dict(model.to_dict()).heldout == held
