@@ -15,6 +15,7 @@ os.environ.setdefault("LTS_DEVICE", "test-device")
 # The suite starts work much faster than a person: per-user rates out of its way (tests of the limits override them).
 os.environ.setdefault("LTS_RATE_START_WORK", "100000/min")
 os.environ.setdefault("LTS_RATE_GENERATE", "100000/min")
+os.environ.setdefault("LTS_RATE_PREDICT", "100000/min")
 
 _EMBEDDED = None
 if not os.environ.get("REDIS_URL"):

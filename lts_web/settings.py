@@ -257,6 +257,7 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_RATES": {
         "start_work": envrate("LTS_RATE_START_WORK", "100/hour"),
         "generate": envrate("LTS_RATE_GENERATE", "60/min"),
+        "predict": envrate("LTS_RATE_PREDICT", "120/min"),
     },
     "DEFAULT_PARSER_CLASSES": ["lts_web.parsers.JSONParser", "rest_framework.parsers.FormParser",
                                "rest_framework.parsers.MultiPartParser"],
@@ -296,7 +297,8 @@ REST_KNOX = {
 }
 # Rate limits: REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] above (LTS_RATE_START_WORK: creating, cloning or retrying a
 # search, a training run, a proxy check, a dataset or an import, through the API or a page's form; LTS_RATE_GENERATE:
-# generations). Counted per user in the shared cache (Redis), so every web process sees the same count.
+# generations; LTS_RATE_PREDICT: cost-model predictions). Counted per user in the shared cache (Redis), so every web
+# process sees the same count.
 # Content-Security-Policy (django-csp): scripts only from this site or inline with the request's nonce
 # ({{ request.csp_nonce }}); no other host for anything (the API docs use drf-spectacular-sidecar's copies).
 # 'unsafe-inline' styles: Plotly.js and Redoc insert <style> elements. blob: workers: Redoc's search index.

@@ -15,7 +15,7 @@ from django.shortcuts import render
 from rest_framework.settings import api_settings
 from rest_framework.throttling import UserRateThrottle
 
-__all__ = ["GenerateThrottle", "StartWorkThrottle", "StartWorkThrottled", "lockout_response", "throttle_start_work"]
+__all__ = ["GenerateThrottle", "PredictThrottle", "StartWorkThrottle", "StartWorkThrottled", "lockout_response", "throttle_start_work"]
 
 
 class _ScopeRateThrottle(UserRateThrottle):
@@ -36,6 +36,13 @@ class GenerateThrottle(_ScopeRateThrottle):
     """A generation (the playground, /api/v1/models/<id>/generate)."""
 
     scope = "generate"
+
+
+class PredictThrottle(_ScopeRateThrottle):
+    """Predictions of a device's cost model (/api/v1/devices/<name>/predict/): milliseconds each, but up to 1,000
+    architectures and possibly a refit per request."""
+
+    scope = "predict"
 
 
 class StartWorkThrottled:

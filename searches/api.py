@@ -1,8 +1,10 @@
-"""REST API under /api/v1/: searches, candidates, frontier, exports, measurements, devices, presets, previews."""
+"""REST API under /api/v1/: searches, candidates, frontier, exports, measurements, devices and their cost models,
+presets, previews."""
 from __future__ import annotations
 
 import csv
 import json
+import math
 from typing import Any, Iterator
 
 import numpy as np
@@ -13,8 +15,8 @@ from django.db.models.functions import Cast
 from django.http import HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import mixins, status, viewsets
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
 from rest_framework.permissions import IsAuthenticated
@@ -23,29 +25,36 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from lts_web.models import Team
-from lts_web.throttling import StartWorkThrottled
+from lts_web.throttling import PredictThrottle, StartWorkThrottled
 from lts_web.pagination import LimitOffsetPagination
+from lts_web.parsers import JSONParser
 from lts_web.params import BadQuery, query_id, query_int
 from searches import services
 from searches.core.arch import Architecture, ConfigError
+from searches.core.cost_model import MIN_OBSERVATIONS
 from searches.core.cli import arch_record
 from searches.core.pareto import OBJECTIVES, pareto_front
 from searches.core.space import PRESETS
 from searches.filters import CandidateFilter, MeasurementFilter
-from searches.models import Candidate, Device, Measurement, SearchJob
+from searches.models import MEASUREMENT_KEY_FIELDS, Candidate, Device, Measurement, SearchJob
 from searches.permissions import CanChangeSearch, visible_searches
 from searches.queues import queue_lengths
 from searches.serializers import (
     CandidateSerializer,
     CloneSerializer,
+    CostModelSerializer,
     DeviceSerializer,
     FrontierSerializer,
     MeasurementSerializer,
+    PredictorKeySerializer,
+    PredictRequestSerializer,
+    PredictResponseSerializer,
     PresetSerializer,
     SearchCreateSerializer,
     SearchJobSerializer,
     SpacePreviewSerializer,
     SpaceSummarySerializer,
+    TooFewMeasurementsSerializer,
 )
 
 # One live poll returns at most this many changed candidates; a client that is further behind reloads by pages.
@@ -384,8 +393,12 @@ class MeasurementViewSet(viewsets.ReadOnlyModelViewSet):
     queryset = Measurement.objects.select_related("device").order_by("-id")
 
 
+_DETAIL = inline_serializer("Detail", {"detail": serializers.CharField()})
+
+
 class DeviceViewSet(viewsets.ReadOnlyModelViewSet):
-    """Target devices: each has a profiling worker consuming profile.<name>."""
+    """Target devices: each has a profiling worker consuming profile.<name>. Devices serve every team: any signed-in
+    user reads them and asks their cost models for predictions."""
 
     serializer_class = DeviceSerializer
     queryset = Device.objects.order_by("name")
@@ -397,6 +410,72 @@ class DeviceViewSet(viewsets.ReadOnlyModelViewSet):
             devices = list(self.filter_queryset(self.get_queryset()))
             context["queue_lengths"] = queue_lengths(devices)
         return context
+
+    def get_throttles(self):
+        throttles = super().get_throttles()
+        if self.action == "predict":
+            throttles.append(PredictThrottle())
+        return throttles
+
+    @extend_schema(
+        request=PredictRequestSerializer,
+        responses={200: PredictResponseSerializer, 400: OpenApiTypes.OBJECT, 404: _DETAIL,
+                   409: TooFewMeasurementsSerializer},
+        examples=[OpenApiExample("one architecture, default profiling settings", request_only=True, value={
+            "architectures": [{"n_layer": 4, "d_model": 256, "d_inner": 1024, "n_head": 4}], "profiling": {}})],
+    )
+    @action(detail=True, methods=["post"], parser_classes=[JSONParser])
+    def predict(self, request, name=None):
+        """Predicted latency (s) and peak memory (MB), each with a 90% interval, of up to 1,000 architectures on this
+        device under these profiling settings, from the cost model of that key (refit first when measurements landed
+        since it was stored). Predictions, never measurements: nothing is measured or stored for them. 409 while the
+        key has fewer finished measurements than a model needs; 400 with each bad field's message."""
+        device = self.get_object()
+        serializer = PredictRequestSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        outcome = services.do_predict(device, data["settings"], data["architectures"])
+        if isinstance(outcome, services.RefitResult):
+            return Response({"detail": outcome.message, "measurements": outcome.measurements, "need": outcome.need},
+                            status=status.HTTP_409_CONFLICT)
+        return Response(_prediction_payload(outcome))
+
+    @extend_schema(responses={200: PredictorKeySerializer(many=True)})
+    @action(detail=True, methods=["get"], pagination_class=LimitOffsetPagination, filter_backends=[])
+    def predictor(self, request, name=None):
+        """This device's measurement keys (profiling settings measured on it), each with its number of finished
+        measurements and its stored cost model's held-out error (null before it has one), in key order."""
+        device = self.get_object()
+        keys = self.paginate_queryset(services.measured_keys(device))
+        return self.get_paginated_response(predictor_rows(device, keys))
+
+
+def predictor_rows(device: Device, keys: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each key (from services.measured_keys) with ``need`` and its stored model's figures (or None)."""
+    fits = {tuple(f.key.values()): f for f in device.cost_models.all()}
+    rows = []
+    for key in keys:
+        fit = fits.get(tuple(key[name] for name in MEASUREMENT_KEY_FIELDS))
+        fit_data = CostModelSerializer(fit).data if fit is not None else None
+        rows.append({**key, "need": MIN_OBSERVATIONS, "model": fit_data})
+    return rows
+
+
+def _finite(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
+def _prediction_payload(outcome: services.Prediction) -> dict[str, Any]:
+    """The response of predict, built as plain dicts (1,000 rows through DRF's field machinery cost ~25 ms)."""
+    model = CostModelSerializer(outcome.fit).data
+    shared = {"measurements": outcome.fit.measurements, "latency_mape": outcome.fit.latency_mape,
+              "memory_mape": outcome.fit.memory_mape}
+    (lat, lat_lo, lat_hi), (mem, mem_lo, mem_hi) = outcome.latency, outcome.memory
+    results = [{"archid": arch.archid, "latency_s": _finite(lat[i]),
+                "latency_interval": [_finite(lat_lo[i]), _finite(lat_hi[i])], "memory_mb": _finite(mem[i]),
+                "memory_interval": [_finite(mem_lo[i]), _finite(mem_hi[i])], **shared}
+               for i, arch in enumerate(outcome.archs)]
+    return {"model": model, "results": results}
 
 
 class PresetsView(APIView):

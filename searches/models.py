@@ -215,3 +215,47 @@ class Candidate(models.Model):
 
     def __str__(self) -> str:
         return f"{self.archid} in job {self.job_id}"
+
+
+# The fields of a measurement key besides the device (Measurement's unique key without the archid).
+MEASUREMENT_KEY_FIELDS = ("backend", "batch_size", "seq_len", "threads", "mode", "dtype", "device_type")
+
+
+class CostModelFit(models.Model):
+    """The latest cost model of one measurement key (device + MEASUREMENT_KEY_FIELDS): latency and memory predicted
+    from the key's finished measurements (searches.core.cost_model). Written only by
+    searches.services.predictor.do_refit_cost_model; its error figures are columns so that lists need no JSON."""
+
+    device = models.ForeignKey(Device, on_delete=models.CASCADE, related_name="cost_models")
+    backend = models.CharField(max_length=20)
+    batch_size = models.PositiveIntegerField()
+    seq_len = models.PositiveIntegerField()
+    threads = models.PositiveIntegerField()
+    mode = models.CharField(max_length=10)
+    dtype = models.CharField(max_length=10)
+    device_type = models.CharField(max_length=10, default="cpu")
+
+    model = models.JSONField()  # CostModel.to_dict(): coefficients, intervals, the held-out predictions
+    measurements = models.PositiveIntegerField()  # distinct architectures behind the fit
+    fitted_on = models.CharField(max_length=40)  # cost_model.fitted_on_digest of their archids
+    fitted_at = models.DateTimeField()
+    version = models.PositiveIntegerField(default=1)  # 1 for the first fit of the key, +1 at each refit
+    latency_mape = models.FloatField()
+    memory_mape = models.FloatField()
+    latency_spearman = models.FloatField(null=True)  # None when undefined (constant values)
+    memory_spearman = models.FloatField(null=True)
+    latency_coverage = models.FloatField()  # share of held-out measurements inside their interval
+    memory_coverage = models.FloatField()
+    coverage = models.FloatField()  # the intervals' nominal coverage (0.9)
+    families = models.JSONField(default=dict)  # {"latency": "nnls", "memory": "loglinear"}
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["device", *MEASUREMENT_KEY_FIELDS], name="unique_cost_model_key")]
+        ordering = ["device", *MEASUREMENT_KEY_FIELDS]
+
+    def __str__(self) -> str:
+        return f"cost model v{self.version} of {self.device_id} ({self.backend}, {self.mode}, b{self.batch_size}x{self.seq_len})"
+
+    @property
+    def key(self) -> dict:
+        return {name: getattr(self, name) for name in MEASUREMENT_KEY_FIELDS}

@@ -1,18 +1,20 @@
 """REST serializers: parse and validate; writes happen in searches.services."""
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import fields as dataclass_fields
+from typing import Any, Mapping
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from lts_web.fields import IdField
 from lts_web.models import Membership
 from lts_web.serializers import RefuseUnknownFields
-from searches.core.arch import ConfigError
+from searches.core.arch import ARCH_LIMITS, Architecture, ConfigError
 from searches.core.pareto import OBJECTIVES
-from searches.core.profiling import largest_dims
+from searches.core.profiling import BACKENDS, DEVICES, DTYPES, MODES, ProfileSettings, largest_dims
 from searches.core.space import get_space
-from searches.models import Candidate, Device, Measurement, SearchJob
+from searches.models import MEASUREMENT_KEY_FIELDS, Candidate, CostModelFit, Device, Measurement, SearchJob
 from searches.services import profile_limit_errors
 from searches.specs import SpecError, normalize_spec, profile_settings, space_of
 
@@ -180,3 +182,159 @@ class SpacePreviewSerializer(serializers.Serializer):
         space = value["space"]
         low, high = space.proxy_range()
         return {"size": space.size, "proxy_min": low, "proxy_max": high, "space": space.to_dict()}
+
+
+# ---- cost models: POST /devices/{name}/predict/, GET /devices/{name}/predictor/ ------------------------------------
+
+MAX_PREDICT_ARCHITECTURES = 1000
+
+ARCHITECTURE_SCHEMA = {
+    "type": "object",
+    "description": "a GPT-2 decoder config, as /api/v1/architectures/preview/ takes it",
+    "properties": {
+        "arch_type": {"type": "string", "enum": ["gpt2"]},
+        **{name: {"type": "integer", "minimum": 1, "maximum": limit} for name, limit in ARCH_LIMITS.items()},
+        "dropatt": {"type": "number", "minimum": 0, "maximum": 1, "exclusiveMaximum": True},
+    },
+    "required": ["n_layer", "d_model", "d_inner", "n_head"],
+    "additionalProperties": False,
+}
+_PROFILING_CHOICES = {"backend": BACKENDS, "mode": MODES, "dtype": DTYPES, "device": DEVICES}
+PROFILING_SCHEMA = {
+    "type": "object",
+    "description": "profiling settings as in a search's spec (every field optional, defaults as there); the fields "
+                   "backend, batch_size, seq_len, threads, mode, dtype and device choose the cost model",
+    "properties": {
+        f.name: ({"type": "string", "enum": list(_PROFILING_CHOICES[f.name])} if f.name in _PROFILING_CHOICES
+                 else {"type": "integer", "minimum": 1} if isinstance(f.default, int)
+                 else {"type": "number", "minimum": 0})
+        for f in dataclass_fields(ProfileSettings)
+    },
+    "additionalProperties": False,
+}
+
+
+@extend_schema_field({"type": "array", "minItems": 1, "maxItems": MAX_PREDICT_ARCHITECTURES,
+                      "items": ARCHITECTURE_SCHEMA})
+class _ArchitecturesField(serializers.JSONField):
+    pass
+
+
+@extend_schema_field(PROFILING_SCHEMA)
+class _ProfilingField(serializers.JSONField):
+    pass
+
+
+class _PredictBody(serializers.Serializer):
+    architectures = _ArchitecturesField(help_text=f"1 to {MAX_PREDICT_ARCHITECTURES} architecture configs")
+    profiling = _ProfilingField(required=False)
+
+    def to_internal_value(self, data: Any) -> dict[str, Any]:
+        """Every field's messages at once, flat: "profiling.seq_len", "architectures.3.n_head"."""
+        try:
+            super().to_internal_value(data)
+            errors: dict[str, Any] = {}
+        except serializers.ValidationError as exc:
+            if not isinstance(exc.detail, dict) or not isinstance(data, Mapping):
+                raise
+            errors = dict(exc.detail)
+        settings = None
+        if "profiling" not in errors:
+            try:
+                settings = ProfileSettings.from_dict(data.get("profiling") or {})
+            except ConfigError as exc:
+                errors.update({"profiling" if k == "settings" else f"profiling.{k}": [v] for k, v in exc.errors.items()})
+        archs: list[Architecture] = []
+        configs = data.get("architectures")
+        if "architectures" in errors:
+            pass
+        elif not isinstance(configs, list):
+            errors["architectures"] = ["must be a list of architecture configs"]
+        elif not 1 <= len(configs) <= MAX_PREDICT_ARCHITECTURES:
+            errors["architectures"] = [f"give 1 to {MAX_PREDICT_ARCHITECTURES} architectures, got {len(configs)}"]
+        else:
+            for i, config in enumerate(configs):
+                try:
+                    arch = Architecture.from_dict(config)
+                    if settings is not None:
+                        settings.check_arch(arch)
+                    archs.append(arch)
+                except ConfigError as exc:
+                    for key, message in exc.errors.items():
+                        field = {"config": "", "seq_len": ".max_sequence_length"}.get(key, f".{key}")
+                        errors[f"architectures.{i}{field}"] = [message]
+        if errors:
+            raise serializers.ValidationError(errors)
+        return {"settings": settings, "architectures": archs}
+
+
+class PredictRequestSerializer(RefuseUnknownFields, _PredictBody):
+    """The body of POST /api/v1/devices/{name}/predict/."""
+
+
+class CostModelSerializer(serializers.ModelSerializer):
+    """A stored cost model of one key: what it was fit on and its held-out error (read-only)."""
+
+    device = serializers.CharField(source="device.name", read_only=True)
+    latency_mape = serializers.FloatField(help_text="mean absolute percentage error of the held-out (10-fold) "
+                                                    "latency predictions, as a fraction")
+    memory_mape = serializers.FloatField()
+    latency_spearman = serializers.FloatField(allow_null=True, help_text="rank correlation of held-out predictions "
+                                                                         "with the measurements")
+    memory_spearman = serializers.FloatField(allow_null=True)
+    latency_coverage = serializers.FloatField(help_text="share of held-out measurements inside their interval")
+    memory_coverage = serializers.FloatField()
+    coverage = serializers.FloatField(help_text="the intervals' nominal coverage")
+    families = serializers.DictField(child=serializers.CharField(), help_text="model family of each target")
+
+    class Meta:
+        model = CostModelFit
+        fields = ["device", *MEASUREMENT_KEY_FIELDS, "measurements", "fitted_on", "fitted_at", "version",
+                  "latency_mape", "memory_mape", "latency_spearman", "memory_spearman", "latency_coverage",
+                  "memory_coverage", "coverage", "families"]
+        read_only_fields = fields
+
+
+class PredictorKeySerializer(serializers.Serializer):
+    """One measurement key of a device: how many finished measurements it has, and its stored model (null until it
+    has ``need`` of them and a measurement landed since)."""
+
+    backend = serializers.CharField()
+    batch_size = serializers.IntegerField()
+    seq_len = serializers.IntegerField()
+    threads = serializers.IntegerField()
+    mode = serializers.CharField()
+    dtype = serializers.CharField()
+    device_type = serializers.CharField()
+    measurements = serializers.IntegerField(help_text="finished measurements of this key now")
+    need = serializers.IntegerField(help_text="finished measurements a model needs")
+    model = CostModelSerializer(allow_null=True)
+
+
+class _Interval(serializers.ListField):
+    child = serializers.FloatField(allow_null=True)
+
+
+class PredictionSerializer(serializers.Serializer):
+    """One architecture's predictions. Values outside a float's range (an architecture far beyond the measured ones)
+    are null."""
+
+    archid = serializers.CharField()
+    latency_s = serializers.FloatField(allow_null=True)
+    latency_interval = _Interval(min_length=2, max_length=2, help_text="[low, high] at the model's coverage")
+    memory_mb = serializers.FloatField(allow_null=True)
+    memory_interval = _Interval(min_length=2, max_length=2)
+    measurements = serializers.IntegerField(help_text="finished measurements behind the model")
+    latency_mape = serializers.FloatField()
+    memory_mape = serializers.FloatField()
+
+
+class PredictResponseSerializer(serializers.Serializer):
+    model = CostModelSerializer()
+    results = PredictionSerializer(many=True)
+
+
+class TooFewMeasurementsSerializer(serializers.Serializer):
+    detail = serializers.CharField()
+    measurements = serializers.IntegerField()
+    need = serializers.IntegerField()

@@ -48,6 +48,7 @@ __all__ = [
     "TargetModel",
     "design_matrix",
     "features",
+    "fitted_on_digest",
     "fit_cost_model",
     "heldout_report",
     "space_filling_design",
@@ -315,6 +316,12 @@ class CostModel:
                    fitted_at=str(data["fitted_at"]), heldout=dict(data.get("heldout") or {}))
 
 
+def fitted_on_digest(archids: Sequence[str]) -> str:
+    """The ``fitted_on`` of a fit on these archids: sha1 of the sorted distinct ids. A caller compares it with a
+    stored fit's to know whether a refit would see other measurements."""
+    return hashlib.sha1("\n".join(sorted(set(archids))).encode()).hexdigest()
+
+
 def _check_observations(observations: Sequence[Observation]) -> list[Observation]:
     seen: dict[str, Observation] = {}
     for obs in observations:
@@ -345,7 +352,7 @@ def fit_cost_model(settings: ProfileSettings, observations: Sequence[Observation
         y = np.array([o.value(target) for o in rows], dtype=float)
         models[target], held = _fit_target(target, X, y, coverage, folds)
         heldout[unit], heldout[f"{target}_pred"] = y.tolist(), held.tolist()
-    digest = hashlib.sha1("\n".join(a.archid for a in archs).encode()).hexdigest()
+    digest = fitted_on_digest([a.archid for a in archs])
     stamp = (now or datetime.now(timezone.utc)).isoformat(timespec="seconds")
     return CostModel(settings=settings, latency=models["latency"], memory=models["memory"], measurements=len(rows),
                      fitted_on=digest, fitted_at=stamp, heldout=heldout)

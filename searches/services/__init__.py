@@ -5,5 +5,7 @@ from searches.services.jobs import *  # noqa: F401,F403
 from searches.services.jobs import __all__ as _jobs
 from searches.services.measurements import *  # noqa: F401,F403
 from searches.services.measurements import __all__ as _measurements
+from searches.services.predictor import *  # noqa: F401,F403
+from searches.services.predictor import __all__ as _predictor
 
-__all__ = [*_jobs, *_measurements]
+__all__ = [*_jobs, *_measurements, *_predictor]

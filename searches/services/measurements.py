@@ -16,6 +16,7 @@ from searches.core.arch import Architecture
 from searches.core.profiling import ProfileResult, ProfileSettings, device_limit_errors
 from searches.models import Device, Measurement
 from searches.queues import resend_lost
+from searches.services.predictor import schedule_refit
 
 __all__ = [
     "MeasurementRequest",
@@ -116,9 +117,10 @@ def try_claim_measurement(measurement_id: int, worker: str) -> bool:
 
 
 def do_save_measurement(measurement_id: int, worker: str, result: ProfileResult) -> bool:
-    """Store a result, only if this worker still holds the claim (a reaped-and-reclaimed row is not overwritten)."""
+    """Store a result, only if this worker still holds the claim (a reaped-and-reclaimed row is not overwritten);
+    a stored result queues the refit of its key's cost model."""
     latency = result.latency
-    return bool(
+    saved = bool(
         Measurement.objects.filter(pk=measurement_id, status=Measurement.Status.RUNNING, claimed_by=worker).update(
             status=Measurement.Status.DONE, finished_at=timezone.now(), heartbeat_at=timezone.now(),
             latency_median_s=latency.median, latency_p10_s=latency.p10, latency_p90_s=latency.p90,
@@ -133,6 +135,9 @@ def do_save_measurement(measurement_id: int, worker: str, result: ProfileResult)
             },
         )
     )
+    if saved:
+        schedule_refit(measurement_id)
+    return saved
 
 
 def do_fail_measurement(measurement_id: int, worker: str | None, reason: str) -> bool:

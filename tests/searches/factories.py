@@ -56,3 +56,28 @@ def run_job(job: SearchJob, *, pause_after: int | None = None, max_steps: int = 
         complete_measurements()
     job.refresh_from_db()
     return list(job.candidates.order_by("generation", "position").values_list("archid", flat=True))
+
+
+def measured(device, n: int, settings=None, *, seed: int = 0, start: int = 0) -> list[Measurement]:
+    """``n`` finished measurements of gpt2-lts architectures on ``device`` under ``settings`` (default
+    ProfileSettings()), with latency and memory from the synthetic ground truth of the cost-model tests; ``start``
+    skips that many architectures of the same shuffled order (a later batch of the same key)."""
+    import numpy as np
+
+    from searches.core.profiling import ProfileSettings
+    from searches.core.space import get_space
+    from tests.searches.core.test_cost_model import _truth
+
+    settings = settings or ProfileSettings()
+    archs = list(get_space("gpt2-lts"))
+    order = np.random.default_rng(seed).permutation(len(archs))[start:start + n]
+    rng = np.random.default_rng(seed + 1 + start)
+    rows = []
+    for i in order:
+        obs = _truth(archs[i], rng, settings=settings)
+        rows.append(Measurement.objects.create(
+            archid=obs.arch.archid, config=obs.arch.to_dict(), device=device, backend=settings.backend,
+            batch_size=settings.batch_size, seq_len=settings.seq_len, threads=settings.threads, mode=settings.mode,
+            dtype=settings.dtype, device_type=settings.device, status="done", latency_median_s=obs.latency_s,
+            peak_memory_mb=obs.memory_mb, wall_s=1.0))
+    return rows
