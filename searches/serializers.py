@@ -241,7 +241,7 @@ class _PredictBody(serializers.Serializer):
         settings = None
         if "profiling" not in errors:
             try:
-                settings = ProfileSettings.from_dict(data.get("profiling") or {})
+                settings = ProfileSettings.from_dict(data.get("profiling", {}))
             except ConfigError as exc:
                 errors.update({"profiling" if k == "settings" else f"profiling.{k}": [v] for k, v in exc.errors.items()})
         archs: list[Architecture] = []
