@@ -30,6 +30,7 @@ urlpatterns = [
     path("searches/<int:pk>/", search_views.search_detail, name="search-page"),
     path("searches/<int:pk>/candidates/<str:archid>/", search_views.candidate_detail, name="candidate-page"),
     path("devices/", search_views.devices, name="devices"),
+    path("devices/<str:name>/", search_views.device_detail, name="device-page"),
     path("zoo/", include("models_zoo.urls")),
     path("proxy-checks/", include("models_zoo.proxy_checks.urls")),
     path("teams/", views.teams, name="teams"),

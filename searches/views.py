@@ -1,4 +1,5 @@
-"""Pages of the dashboard: team searches, new search, search detail, candidate detail, devices.
+"""Pages of the dashboard: team searches, new search, search detail, candidate detail, devices and a device's cost
+models.
 
 The pages render what a first look needs; live data comes from the REST API (/api/v1/) through the page's script.
 A search of another team is a 404 on every page, as in the API.
@@ -24,9 +25,11 @@ from models_zoo.proxy_checks.views import proxy_checks_of
 from searches.api import queue_lengths, with_related
 from searches.core.evolution import SearchParams
 from searches.core.profiling import BACKENDS, DEVICES, DTYPES, MODES, ProfileSettings
+from searches.core.cost_model import MIN_OBSERVATIONS
 from searches.core.space import PRESETS
-from searches.models import Candidate, Device, Measurement, SearchJob
+from searches.models import MEASUREMENT_KEY_FIELDS, Candidate, Device, Measurement, SearchJob
 from searches.permissions import can_change, visible_searches
+from searches.services import measured_keys
 from searches.serializers import SearchJobSerializer, SpacePreviewSerializer
 
 DASHBOARD_PAGE_SIZE = 25
@@ -199,3 +202,35 @@ def devices(request: HttpRequest) -> HttpResponse:
         "devices": [{"device": d, "queue_length": lengths.get(d.queue), "active_searches": active.get(d.pk, 0)}
                     for d in rows],
     })
+
+
+@require_GET
+def device_detail(request: HttpRequest, name: str) -> HttpResponse:
+    """A device's cost models: for each measurement key measured on it, the stored model's held-out error and a
+    predicted-vs-measured chart per target, or how many measurements it still needs. Reads stored fits only."""
+    device = get_object_or_404(Device, name=name)
+    fits = {tuple(f.key.values()): f for f in device.cost_models.all()}
+    keys, charts = [], []
+    for key in measured_keys(device):
+        fit = fits.get(tuple(key[n] for n in MEASUREMENT_KEY_FIELDS))
+        chart = None
+        if fit is not None:
+            heldout = fit.model.get("heldout") or {}
+            chart = {"id": len(charts), **{k: heldout.get(k, []) for k in
+                                            ("archid", "latency_s", "latency_pred", "memory_mb", "memory_pred")}}
+            charts.append(chart)
+        keys.append({"key": key, "measurements": key["measurements"], "fit": fit, "chart": chart,
+                     "targets": _fit_figures(fit) if fit is not None else []})
+    return render(request, "searches/device.html", {"device": device, "keys": keys, "charts": charts,
+                                                    "need": MIN_OBSERVATIONS})
+
+
+def _fit_figures(fit) -> list[dict[str, Any]]:
+    """One row per target: held-out MAPE and interval coverage in percent, Spearman, the family."""
+    def percent(value: float | None) -> str:
+        return "–" if value is None else f"{100 * value:.1f}%"
+
+    return [{"target": label, "mape": percent(getattr(fit, f"{t}_mape")),
+             "spearman": "–" if getattr(fit, f"{t}_spearman") is None else f"{getattr(fit, f'{t}_spearman'):.3f}",
+             "coverage": percent(getattr(fit, f"{t}_coverage")), "family": fit.families.get(t, "")}
+            for t, label in (("latency", "latency"), ("memory", "peak memory"))]
