@@ -27,7 +27,7 @@ from schemathesis.specs.openapi.checks import response_schema_conformance
 from tests.models_zoo.conftest import TINY_ARCH, make_checkpoint
 from tests.models_zoo.core.conftest import write_corpus
 from tests.models_zoo.proxy_checks.conftest import TINY_CONFIG, TINY_SPACE
-from tests.searches.factories import FAST_PROFILING, SMALL_SPACE, run_job
+from tests.searches.factories import FAST_PROFILING, SMALL_SPACE, measured, run_job
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db]
 
@@ -39,7 +39,8 @@ _ENDING = ("/cancel/", "/pause/", "/resume/", "/retry/")
 
 @pytest.fixture
 def world(settings, tmp_path, monkeypatch):
-    """bob's team with a finished search (candidates, measurements, a device) and a running one (candidates not yet
+    """bob's team with a finished search (candidates, measurements, a device with enough measurements of the
+    default profiling settings for a cost model) and a running one (candidates not yet
     measured), datasets, training runs, zoo models and proxy checks: {kind: {"read"|"end"|"delete": id}}."""
     from django.contrib.auth import get_user_model
     from django.core.signals import request_finished, request_started
@@ -65,7 +66,8 @@ def world(settings, tmp_path, monkeypatch):
     alice, bob = User.objects.create_user("alice", password="a"), User.objects.create_user("bob", password="b")
     acme = do_create_team("acme", alice)
     do_add_member(acme, bob, Membership.Role.MEMBER)
-    Device.objects.create(name="edge-1", backends=["torch"], hardware={"cpu_model": "Test CPU"})
+    device = Device.objects.create(name="edge-1", backends=["torch"], hardware={"cpu_model": "Test CPU"})
+    measured(device, 20)  # the default profiling settings' key: predict answers 200 (its schema's example), not 409
 
     def search(name: str, steps: int = 0, **profiling):
         spec = normalize_spec({"space": SMALL_SPACE, "device": "edge-1", "profiling": {**FAST_PROFILING, **profiling},
