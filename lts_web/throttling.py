@@ -15,7 +15,8 @@ from django.shortcuts import render
 from rest_framework.settings import api_settings
 from rest_framework.throttling import UserRateThrottle
 
-__all__ = ["GenerateThrottle", "PredictThrottle", "StartWorkThrottle", "StartWorkThrottled", "lockout_response", "throttle_start_work"]
+__all__ = ["GenerateThrottle", "PredictThrottle", "StartWorkThrottle", "StartWorkThrottled", "lockout_response",
+           "throttle_start_work"]
 
 
 class _ScopeRateThrottle(UserRateThrottle):

@@ -36,7 +36,7 @@ from searches.core.cli import arch_record
 from searches.core.pareto import OBJECTIVES, pareto_front
 from searches.core.space import PRESETS
 from searches.filters import CandidateFilter, MeasurementFilter
-from searches.models import MEASUREMENT_KEY_FIELDS, Candidate, Device, Measurement, SearchJob
+from searches.models import Candidate, Device, Measurement, SearchJob
 from searches.permissions import CanChangeSearch, visible_searches
 from searches.queues import queue_lengths
 from searches.serializers import (
@@ -445,20 +445,11 @@ class DeviceViewSet(viewsets.ReadOnlyModelViewSet):
     def predictor(self, request, name=None):
         """This device's measurement keys (profiling settings measured on it), each with its number of finished
         measurements and its stored cost model's held-out error (null before it has one), in key order."""
-        device = self.get_object()
-        keys = self.paginate_queryset(services.measured_keys(device))
-        return self.get_paginated_response(predictor_rows(device, keys))
-
-
-def predictor_rows(device: Device, keys: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Each key (from services.measured_keys) with ``need`` and its stored model's figures (or None)."""
-    fits = {tuple(f.key.values()): f for f in device.cost_models.all()}
-    rows = []
-    for key in keys:
-        fit = fits.get(tuple(key[name] for name in MEASUREMENT_KEY_FIELDS))
-        fit_data = CostModelSerializer(fit).data if fit is not None else None
-        rows.append({**key, "need": MIN_OBSERVATIONS, "model": fit_data})
-    return rows
+        keys = self.paginate_queryset(services.measured_keys(self.get_object()))
+        return self.get_paginated_response([
+            {**{k: v for k, v in key.items() if k != "fit"}, "need": MIN_OBSERVATIONS,
+             "model": CostModelSerializer(key["fit"]).data if key["fit"] is not None else None}
+            for key in keys])
 
 
 def _finite(value: float) -> float | None:

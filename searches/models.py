@@ -250,11 +250,13 @@ class CostModelFit(models.Model):
     families = models.JSONField(default=dict)  # {"latency": "nnls", "memory": "loglinear"}
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["device", *MEASUREMENT_KEY_FIELDS], name="unique_cost_model_key")]
+        constraints = [models.UniqueConstraint(fields=["device", *MEASUREMENT_KEY_FIELDS],
+                                               name="unique_cost_model_key")]
         ordering = ["device", *MEASUREMENT_KEY_FIELDS]
 
     def __str__(self) -> str:
-        return f"cost model v{self.version} of {self.device_id} ({self.backend}, {self.mode}, b{self.batch_size}x{self.seq_len})"
+        return (f"cost model v{self.version} of {self.device_id} ({self.backend}, {self.mode}, "
+                f"b{self.batch_size}x{self.seq_len})")
 
     @property
     def key(self) -> dict:

@@ -243,7 +243,8 @@ class _PredictBody(serializers.Serializer):
             try:
                 settings = ProfileSettings.from_dict(data.get("profiling", {}))
             except ConfigError as exc:
-                errors.update({"profiling" if k == "settings" else f"profiling.{k}": [v] for k, v in exc.errors.items()})
+                errors.update({"profiling" if k == "settings" else f"profiling.{k}": [v]
+                               for k, v in exc.errors.items()})
         archs: list[Architecture] = []
         configs = data.get("architectures")
         if "architectures" in errors:

@@ -23,11 +23,11 @@ from lts_web.models import Membership, teams_of
 from lts_web.params import query_id
 from models_zoo.proxy_checks.views import proxy_checks_of
 from searches.api import queue_lengths, with_related
+from searches.core.cost_model import MIN_OBSERVATIONS
 from searches.core.evolution import SearchParams
 from searches.core.profiling import BACKENDS, DEVICES, DTYPES, MODES, ProfileSettings
-from searches.core.cost_model import MIN_OBSERVATIONS
 from searches.core.space import PRESETS
-from searches.models import MEASUREMENT_KEY_FIELDS, Candidate, Device, Measurement, SearchJob
+from searches.models import Candidate, Device, Measurement, SearchJob
 from searches.permissions import can_change, visible_searches
 from searches.services import measured_keys
 from searches.serializers import SearchJobSerializer, SpacePreviewSerializer
@@ -209,11 +209,9 @@ def device_detail(request: HttpRequest, name: str) -> HttpResponse:
     """A device's cost models: for each measurement key measured on it, the stored model's held-out error and a
     predicted-vs-measured chart per target, or how many measurements it still needs. Reads stored fits only."""
     device = get_object_or_404(Device, name=name)
-    fits = {tuple(f.key.values()): f for f in device.cost_models.all()}
     keys, charts = [], []
     for key in measured_keys(device):
-        fit = fits.get(tuple(key[n] for n in MEASUREMENT_KEY_FIELDS))
-        chart = None
+        fit, chart = key["fit"], None
         if fit is not None:
             heldout = fit.model.get("heldout") or {}
             chart = {"id": len(charts), **{k: heldout.get(k, []) for k in

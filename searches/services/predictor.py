@@ -52,8 +52,8 @@ def measurement_key(settings: ProfileSettings) -> dict[str, Any]:
 def key_settings(key: Mapping[str, Any]) -> ProfileSettings:
     """ProfileSettings of a measurement key (the other fields at their defaults: they do not change the features);
     ProfileSettingsError for a key that is not one."""
-    fields = {("device" if name == "device_type" else name): key[name] for name in MEASUREMENT_KEY_FIELDS if name in key}
-    return ProfileSettings.from_dict(fields)
+    return ProfileSettings.from_dict({("device" if name == "device_type" else name): key[name]
+                                      for name in MEASUREMENT_KEY_FIELDS if name in key})
 
 
 def _finished(device: Device, key: Mapping[str, Any]) -> QuerySet[Measurement]:
@@ -62,10 +62,12 @@ def _finished(device: Device, key: Mapping[str, Any]) -> QuerySet[Measurement]:
 
 
 def measured_keys(device: Device) -> list[dict[str, Any]]:
-    """Each key of ``device`` with finished measurements: its fields and ``measurements`` (how many), in key order.
-    One GROUP BY over the (device, status) index."""
-    return list(_finished(device, {}).order_by().values(*MEASUREMENT_KEY_FIELDS)
+    """Each key of ``device`` with finished measurements, in key order: its fields, ``measurements`` (how many) and
+    ``fit``, its stored CostModelFit or None. Two queries: one GROUP BY over the (device, status) index, the fits."""
+    keys = list(_finished(device, {}).order_by().values(*MEASUREMENT_KEY_FIELDS)
                 .annotate(measurements=Count("id")).order_by(*MEASUREMENT_KEY_FIELDS))
+    fits = {tuple(f.key.values()): f for f in device.cost_models.all()}
+    return [{**key, "fit": fits.get(tuple(key[name] for name in MEASUREMENT_KEY_FIELDS))} for key in keys]
 
 
 @dataclass(frozen=True)
@@ -100,7 +102,8 @@ def _columns(model: CostModel) -> dict[str, Any]:
 
 def do_refit_cost_model(device: Device, settings: ProfileSettings) -> RefitResult:
     """Fit the cost model of (device, settings' key) on that key's finished measurements and store it, unless the
-    stored fit was made on the same archids (by this version of the code) already. Idempotent: a second call with nothing new reads one column.
+    stored fit was made on the same archids (by this version of the code) already. Idempotent: a second call with
+    nothing new reads the key's archids and the stored fit, and writes nothing.
 
     Two refits at once (the task and a POST) each replace only the fit they read (a conditional UPDATE on its
     digest, STYLE habit 2): the loser keeps the winner's, and the next measurement to land refits again.

@@ -147,7 +147,7 @@ def test_only_the_exact_keys_finished_measurements_are_used(device):
     assert services.do_refit_cost_model(elsewhere, DEFAULT).fit.measurements == 30
     assert CostModelFit.objects.count() == 3
     keys = services.measured_keys(device)
-    assert [(k["threads"], k["measurements"]) for k in keys] == [(1, 20), (2, 25)]
+    assert [(k["threads"], k["measurements"], k["fit"].measurements) for k in keys] == [(1, 20, 20), (2, 25, 25)]
 
 
 def test_the_refit_task_is_idempotent(device):

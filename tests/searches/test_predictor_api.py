@@ -88,7 +88,8 @@ def test_bad_input_is_400_with_every_fields_message(bob, device):
     response = bob.post(URL, {"architectures": [good, {**good, "max_sequence_length": 64}],
                               "profiling": {"seq_len": 128}}, format="json")
     assert set(response.json()) == {"architectures.1.max_sequence_length"}
-    assert "exceeds the architecture's max_sequence_length (64)" in response.json()["architectures.1.max_sequence_length"][0]
+    message = response.json()["architectures.1.max_sequence_length"][0]
+    assert "exceeds the architecture's max_sequence_length (64)" in message
     for architectures, message in (([], "give 1 to 1000"), ([good] * 1001, "got 1001"), ({}, "must be a list")):
         response = bob.post(URL, {"architectures": architectures, "profiling": []}, format="json")
         assert response.status_code == 400
