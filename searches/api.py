@@ -403,6 +403,7 @@ class DeviceViewSet(viewsets.ReadOnlyModelViewSet):
     serializer_class = DeviceSerializer
     queryset = Device.objects.order_by("name")
     lookup_field = "name"
+    lookup_value_regex = r"[a-z0-9][a-z0-9_.-]{0,62}"  # DEVICE_NAME_VALIDATOR's names: the router's default stops at '.'
 
     def get_serializer_context(self):
         context = super().get_serializer_context()

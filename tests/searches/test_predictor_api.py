@@ -146,3 +146,12 @@ def test_the_predictor_list_shows_every_key_with_its_figures(bob, device, django
     page = bob.get(LIST, {"limit": 1, "offset": 1}).json()
     assert page["count"] == 3 and [r["seq_len"] for r in page["results"]] == [1024]
     assert bob.get(LIST, {"limit": 0}).status_code == 400
+
+
+def test_a_device_name_with_a_dot_is_found(bob):
+    # Device names may hold '.', which DRF's default lookup pattern stops at (a 404 for every route of the device).
+    from searches.models import Device
+
+    Device.objects.create(name="jetson.orin-1")
+    assert bob.get("/api/v1/devices/jetson.orin-1/").status_code == 200
+    assert bob.get("/api/v1/devices/jetson.orin-1/predictor/").status_code == 200
