@@ -86,8 +86,7 @@ def normalize_spec(data: Mapping[str, Any]) -> dict[str, Any]:
     try:
         profile = ProfileSettings.from_dict(data.get("profiling") or {})
         if space is not None:
-            shortest = min(space.max_sequence_length)
-            profile.check_arch(next(a for a in space if a.max_sequence_length == shortest))
+            profile.check_arch(space.first(max_sequence_length=min(space.max_sequence_length)))
         spec["profiling"] = profile.to_dict()
     except ConfigError as exc:
         errors.update(_nested("profiling", exc))

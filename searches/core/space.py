@@ -151,10 +151,28 @@ class SearchSpace:
         return isinstance(arch, Architecture) and all(getattr(arch, k) in getattr(self, k) for k in ARCH_KEYS)
 
     def __iter__(self) -> Iterator[Architecture]:
-        """Every valid architecture (use on small spaces: gpt2-lts has 5,880)."""
+        """Every valid architecture, lazily (use whole on small spaces: gpt2-lts has 5,880).
+
+        One product over the choices, not a product of products: itertools.product turns each of its arguments into a
+        tuple first, and a nested product of a large space's choices was materialized before the first item (5 GB in
+        16 s for a space within the limits)."""
         rest = [k for k in ARCH_KEYS if k not in ("d_model", "n_head")]
-        for (d_model, n_head), values in itertools.product(self._pairs, itertools.product(*(getattr(self, k) for k in rest))):
+        for (d_model, n_head), *values in itertools.product(self._pairs, *(getattr(self, k) for k in rest)):
             yield Architecture(d_model=d_model, n_head=n_head, **dict(zip(rest, values)))
+
+    def first(self, **fixed: Any) -> Architecture:
+        """The first valid architecture with the given hyperparameters fixed (each must be one of its choices),
+        built directly whatever the size of the space."""
+        missing = {k: v for k, v in fixed.items() if v not in getattr(self, k)}
+        if missing:
+            raise ValueError(f"not choices of this space: {missing}")
+        pairs = [(d, h) for d, h in self._pairs
+                 if fixed.get("d_model", d) == d and fixed.get("n_head", h) == h]
+        if not pairs:
+            raise ValueError(f"no valid (d_model, n_head) pair with {fixed}")
+        d_model, n_head = pairs[0]
+        rest = {k: fixed.get(k, getattr(self, k)[0]) for k in ARCH_KEYS if k not in ("d_model", "n_head")}
+        return Architecture(d_model=d_model, n_head=n_head, **rest)
 
     # ---- random operators -------------------------------------------------------------------------------------
 

@@ -66,6 +66,16 @@ def test_numbers_beyond_the_limits_get_400_with_every_field_at_once(api_client, 
     assert SearchJob.objects.count() == 0
 
 
+def test_the_largest_space_within_the_limits_is_accepted_without_enumerating_it(api_client, actors, device):
+    # It hung a web worker until gunicorn killed it, growing ~300 MB/s (the spec check iterated the space).
+    from tests.searches.core.test_space import _LARGEST
+
+    body = {"name": "huge", "device": device.name, "budget": {"generations": 1}, "space": _LARGEST,
+            "profiling": {"seq_len": 32}}
+    response = _client(api_client, actors.bob).post("/api/v1/searches/", body, format="json")
+    assert response.status_code == 201, response.content
+
+
 def test_threads_beyond_the_registered_devices_cores_are_refused(api_client, actors, device):
     client = _client(api_client, actors.alice)
     response = client.post("/api/v1/searches/", {**BODY, "profiling": {**FAST_PROFILING, "threads": 3}}, format="json")

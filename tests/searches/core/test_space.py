@@ -69,6 +69,31 @@ def test_size_of_a_huge_space_needs_no_enumeration() -> None:
     assert low == Architecture(1, 1, 1, 1).non_embedding_params and high == Architecture(256, 4000, 4000, 1).non_embedding_params
 
 
+# Every hyperparameter at its widest within the limits: 10^21 architectures.
+_LARGEST = {"n_layer": {"range": [1, 257, 1]}, "d_model": {"range": [8, 32776, 8]},
+            "d_inner": {"range": [32, 131104, 32]}, "n_head": {"range": [1, 257, 1]},
+            "vocab_size": {"range": [64, 262208, 64]}, "max_sequence_length": {"range": [32, 131104, 32]}}
+
+
+def test_iterating_a_huge_space_is_lazy() -> None:
+    # A product of products was materialized before the first item (5 GB in 16 s for this space).
+    space = SearchSpace.from_dict(_LARGEST)
+    first = next(iter(space))
+    assert (first.n_layer, first.d_model, first.n_head, first.max_sequence_length) == (1, 8, 1, 32)
+    assert first in space
+
+
+def test_first_builds_an_architecture_with_fixed_choices_directly() -> None:
+    space = SearchSpace.from_dict(_LARGEST)
+    arch = space.first(max_sequence_length=131072, d_model=32768)
+    assert (arch.max_sequence_length, arch.d_model, arch.n_layer) == (131072, 32768, 1)
+    assert arch.d_model % arch.n_head == 0 and arch in space
+    tiny = get_space("tiny")
+    assert tiny.first() == next(iter(tiny))
+    with pytest.raises(ValueError, match="not choices"):
+        tiny.first(n_layer=99)
+
+
 def test_range_forms_and_scalars_are_equivalent() -> None:
     base = {"n_layer": [1, 2, 3], "d_model": list(range(128, 1024, 64)), "d_inner": [256], "n_head": [2, 4, 8]}
     forms = [
