@@ -10,7 +10,7 @@ from typing import Any, Callable, Iterable
 import redis
 from django.conf import settings
 from django.db import transaction
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from searches.models import Device
@@ -103,7 +103,7 @@ def broker_lost_data(reader: str) -> bool:
 
 
 def resend_lost(waiting: QuerySet, queue_of: Callable[[Any], str], dispatch: Callable[[Any], None], *,
-                broker_lost: bool) -> int:
+                broker_lost: bool, suspect_now: Q | None = None) -> int:
     """Rows of ``waiting`` (dispatched, not yet claimed: pending measurements, queued training runs) whose task
     message is gone get a new one, through their dispatch-once machinery: the old task_id is cleared by a conditional
     UPDATE (one reaper wins), then ``dispatch`` sends one message. A message that was only late finds the row claimed
@@ -112,11 +112,14 @@ def resend_lost(waiting: QuerySet, queue_of: Callable[[Any], str], dispatch: Cal
     After the broker lost its data (``broker_lost``, from broker_lost_data) every row is checked, at once, and a
     message in a worker's hands counts as there; otherwise only rows unclaimed for LTS_PENDING_REDISPATCH_S, whose
     message no longer waits in its queue (lost alone, or taken by a worker that died before claiming it: kombu gives
-    that one back only after its visibility timeout, LTS_MAX_TASK_SECONDS + 1 h).
+    that one back only after its visibility timeout, LTS_MAX_TASK_SECONDS + 1 h). Rows matching ``suspect_now`` are
+    checked at once, however young: e.g. a measurement sent before its device's worker (re)started, whose message the
+    dead worker may have taken to its grave.
     """
     rows = waiting.exclude(task_id="")
     if not broker_lost:
-        rows = rows.filter(dispatched_at__lt=timezone.now() - timedelta(seconds=settings.LTS_PENDING_REDISPATCH_S))
+        old = Q(dispatched_at__lt=timezone.now() - timedelta(seconds=settings.LTS_PENDING_REDISPATCH_S))
+        rows = rows.filter(old | suspect_now if suspect_now is not None else old)
     suspects = list(rows[:1000])
     if not suspects:
         return 0

@@ -31,6 +31,7 @@ def register_device(name: str, worker_name: str = "") -> Device:
             "hardware": describe_device(),
             "backends": available_backends(),
             "worker_name": worker_name,
+            "registered_at": timezone.now(),  # this worker's start: what was sent before may be lost with its last one
             "last_heartbeat": timezone.now(),
         },
     )

@@ -169,8 +169,11 @@ def do_reap_measurements(*, broker_lost: bool = False) -> dict[str, int]:
     stale = timezone.now() - timedelta(seconds=settings.LTS_DEVICE_OFFLINE_AFTER_S)
     requeued = failed = 0
     pending = Measurement.objects.filter(status=Measurement.Status.PENDING).select_related("device")
+    # A profiling worker killed after taking a message and before claiming its row leaves that message in the
+    # broker's unacknowledged set until the visibility timeout (13 h); its restart re-registers the device
+    # (registered_at), so a pending row sent before that is checked at this pass instead of after 600 s.
     redispatched = resend_lost(pending, lambda m: m.device.queue, lambda m: _dispatch(m.pk, m.device.queue),
-                               broker_lost=broker_lost)
+                               broker_lost=broker_lost, suspect_now=Q(dispatched_at__lt=F("device__registered_at")))
     rows = Measurement.objects.filter(status=Measurement.Status.RUNNING, heartbeat_at__lt=stale).select_related("device")
     for m in rows:
         observed = Measurement.objects.filter(pk=m.pk, status=Measurement.Status.RUNNING, heartbeat_at=m.heartbeat_at)

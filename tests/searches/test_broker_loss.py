@@ -121,3 +121,33 @@ def test_a_duplicate_message_measures_nothing_twice(broker, settings, monkeypatc
     assert profile_measurement.apply(args=[measurement.pk]).get() == "already-claimed"
     measurement.refresh_from_db()
     assert measured == [TINY.archid] and measurement.status == "done" and measurement.attempts == 1
+
+
+def _take_from_queue(queue: str, url: str) -> None:
+    """What a worker does before it dies: the message leaves the queue for the unacknowledged set (kombu's Redis
+    transport keeps it there until the visibility timeout, 13 h here)."""
+    import redis
+
+    client = redis.Redis.from_url(url)
+    raw = client.rpop(queue)
+    assert raw is not None
+    client.hset("unacked", "delivery-tag-of-the-dead-worker", b"[" + raw + b', "", "' + queue.encode() + b'"]')
+
+
+def test_a_message_taken_by_a_worker_that_died_before_claiming_is_sent_again_when_the_worker_restarts(
+        broker, device, settings):
+    """kill -9 of a profiling worker between taking a message and claiming its row (seen in a fresh-clone check: the
+    search stalled 10 minutes, until LTS_PENDING_REDISPATCH_S). Its restart re-registers the device."""
+    from workers.devices import register_device
+
+    measurement = services.do_request_measurement(TINY, device, SMALL_SETTINGS).measurement
+    reap_stale_work()  # the first pass on a new broker
+    _take_from_queue(device.queue, settings.CELERY_BROKER_URL)
+    assert reap_stale_work()["redispatched"] == 0  # the worker that took it may be about to claim it
+
+    register_device(device.name)  # the worker came back (worker_ready)
+    assert reap_stale_work()["redispatched"] == 1
+    measurement.refresh_from_db()
+    assert measurement.status == "pending"
+    assert messages_in_broker({measurement.task_id}, [device.queue], taken=False) == {measurement.task_id}
+    assert reap_stale_work()["redispatched"] == 0  # sent after the restart: no longer a suspect
