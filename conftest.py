@@ -16,6 +16,7 @@ os.environ.setdefault("LTS_DEVICE", "test-device")
 os.environ.setdefault("LTS_RATE_START_WORK", "100000/min")
 os.environ.setdefault("LTS_RATE_GENERATE", "100000/min")
 os.environ.setdefault("LTS_RATE_PREDICT", "100000/min")
+os.environ.setdefault("LTS_RATE_TOKEN", "100000/min")
 
 _EMBEDDED = None
 if not os.environ.get("REDIS_URL"):

@@ -21,9 +21,13 @@ def _stack_env() -> None:
 def main() -> None:
     _stack_env()
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "lts_web.settings")
+    from django.core.exceptions import ImproperlyConfigured
     from django.core.management import execute_from_command_line
 
-    execute_from_command_line(sys.argv)
+    try:
+        execute_from_command_line(sys.argv)
+    except ImproperlyConfigured as exc:  # a setting's own message says what to set; a traceback adds nothing
+        sys.exit(f"manage.py: {exc}")
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from lts_web.throttling import lockout_response
+from lts_web.throttling import TokenThrottle, lockout_response
 
 from lts_web.models import Membership, Team, teams_of
 
@@ -69,6 +69,7 @@ class ObtainTokenView(knox_views.LoginView):
 
     authentication_classes = ()
     permission_classes = (AllowAny,)
+    throttle_classes = (TokenThrottle,)
     serializer_class = AuthTokenSerializer
 
     @extend_schema(request=AuthTokenSerializer, responses={200: TokenSerializer})

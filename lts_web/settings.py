@@ -258,6 +258,7 @@ REST_FRAMEWORK = {
         "start_work": envrate("LTS_RATE_START_WORK", "100/hour"),
         "generate": envrate("LTS_RATE_GENERATE", "60/min"),
         "predict": envrate("LTS_RATE_PREDICT", "120/min"),
+        "token": envrate("LTS_RATE_TOKEN", "60/hour"),  # new API tokens per client address
     },
     "DEFAULT_PARSER_CLASSES": ["lts_web.parsers.JSONParser", "rest_framework.parsers.FormParser",
                                "rest_framework.parsers.MultiPartParser"],
@@ -286,6 +287,7 @@ AXES_COOLOFF_TIME = timedelta(seconds=envint("LTS_LOGIN_COOLOFF_S", 900, minimum
 # The pair, not the address alone (a whole office behind one NAT) nor the username alone (anyone could lock anyone).
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
+AXES_VERBOSE = False  # its start-up banner otherwise opens the output of every manage.py command
 AXES_LOCKOUT_CALLABLE = "lts_web.throttling.lockout_response"
 # API tokens (django-rest-knox): stored as SHA-512 digests, valid LTS_TOKEN_TTL_DAYS from their issue, sent as
 # `Authorization: Token <key>`. POST /api/v1/auth/token/ gives a script one; /account/ gives a person one (shown once).

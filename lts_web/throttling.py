@@ -15,7 +15,7 @@ from django.shortcuts import render
 from rest_framework.settings import api_settings
 from rest_framework.throttling import UserRateThrottle
 
-__all__ = ["GenerateThrottle", "PredictThrottle", "StartWorkThrottle", "StartWorkThrottled", "lockout_response",
+__all__ = ["GenerateThrottle", "TokenThrottle", "PredictThrottle", "StartWorkThrottle", "StartWorkThrottled", "lockout_response",
            "throttle_start_work"]
 
 
@@ -44,6 +44,16 @@ class PredictThrottle(_ScopeRateThrottle):
     architectures and possibly a refit per request."""
 
     scope = "predict"
+
+
+class TokenThrottle(_ScopeRateThrottle):
+    """New API tokens (POST /api/v1/auth/token/), per client address: each stores a row until it expires, so a loop
+    that logs in again and again would grow the table without bound."""
+
+    scope = "token"
+
+    def get_cache_key(self, request, view):
+        return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}
 
 
 class StartWorkThrottled:

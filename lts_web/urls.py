@@ -52,3 +52,5 @@ urlpatterns = [
     path("api/redoc/", SpectacularRedocView.as_view(url_name="api-schema", permission_classes=[AllowAny],
                                                     template_name="lts_web/redoc.html"), name="api-redoc"),
 ]
+
+handler404 = "lts_web.views.page_not_found"

@@ -8,6 +8,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
+from django.views import defaults
 from django.views.decorators.http import require_GET, require_http_methods
 from knox.models import AuthToken
 from knox.settings import knox_settings
@@ -61,3 +62,10 @@ class LogoutView(auth_views.LogoutView):
         if request.user.is_authenticated:
             do_revoke_tokens(request.user)
         return super().post(request, *args, **kwargs)
+
+
+def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """handler404: a JSON body under /api/ (what every API client parses), the plain 404 page elsewhere."""
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": "Not found."}, status=404)
+    return defaults.page_not_found(request, exception)

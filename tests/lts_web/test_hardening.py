@@ -85,6 +85,19 @@ def _boom(request):
 urlpatterns = [path("boom/", login_not_required(_boom)), *site_urls.urlpatterns]
 
 
+def test_new_tokens_beyond_the_rate_of_an_address_are_429(api_client, django_user_model):
+    django_user_model.objects.create_user("carol", password="a-long-password-1")
+    body = {"username": "carol", "password": "a-long-password-1"}
+    with _rates(token="2/hour"):
+        assert api_client.post("/api/v1/auth/token/", body).status_code == 200
+        assert api_client.post("/api/v1/auth/token/", body).status_code == 200
+        refused = api_client.post("/api/v1/auth/token/", body)
+        assert refused.status_code == 429 and 0 < int(refused["Retry-After"]) <= 3600
+    from knox.models import AuthToken
+
+    assert AuthToken.objects.filter(user__username="carol").count() == 2
+
+
 @override_settings(DEBUG=False)
 def test_a_missing_id_is_the_plain_404_page(client, actors):
     client.force_login(actors.alice)
@@ -93,6 +106,14 @@ def test_a_missing_id_is_the_plain_404_page(client, actors):
     body = response.content.decode()
     assert "Not found" in body and "LTS Studio" in body
     assert "URLconf" not in body and "searches/&lt;int:pk&gt;" not in body and "api/v1/" not in body
+
+
+@override_settings(DEBUG=False)
+def test_an_unknown_api_path_is_a_json_404(client, actors):
+    client.force_login(actors.alice)
+    response = client.get("/api/v1/nonexistent/")
+    assert response.status_code == 404 and response["Content-Type"] == "application/json"
+    assert response.json() == {"detail": "Not found."}
 
 
 @override_settings(DEBUG=False, ROOT_URLCONF=__name__)
