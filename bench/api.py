@@ -270,6 +270,110 @@ def _cpu_by_process(server: subprocess.Popen) -> dict[str, float]:
     return totals
 
 
+# ---- where ---------------------------------------------------------------------------------------------------------
+
+def bench_where(args) -> None:
+    """Where one web process spends a request of the read mix: sequential requests in this process (Django's test
+    client through the whole middleware stack and the token authentication, no network), the database's share (its
+    execute wrapper) and the exclusive time per package (cProfile)."""
+    import cProfile
+    import pstats
+
+    url = os.environ.get("DATABASE_URL", "")
+    if not url.startswith("postgres"):
+        sys.exit("bench/api.py where measures PostgreSQL: set DATABASE_URL=postgres://...")
+    db_url = fresh_postgres(url, "lts_bench_api")
+    from workers.embedded_redis import EmbeddedRedis
+
+    redis = None
+    if not os.environ.get("REDIS_URL"):
+        redis = EmbeddedRedis().start()
+        os.environ["REDIS_URL"] = redis.url
+    env = {"DATABASE_URL": db_url, "DEBUG": "0", "SECRET_KEY": "bench-" + "k7x" * 20, "LTS_LOCAL_HTTP": "1",
+           "ALLOWED_HOSTS": "127.0.0.1", "LTS_VAR_DIR": tempfile.mkdtemp(prefix="lts-bench-"), "LOG_LEVEL": "WARNING"}
+    _setup_django(env)
+    try:
+        job_id, token, revision = _seed(args.candidates)
+        from django.db import connection
+        from django.test import Client
+
+        client = Client(HTTP_AUTHORIZATION=f"Token {token}", HTTP_HOST="127.0.0.1")
+        paths = _paths("read", job_id, args.candidates, revision)
+        db_s = [0.0]
+
+        def timed(execute, sql, params, many, context):
+            started = time.perf_counter()
+            try:
+                return execute(sql, params, many, context)
+            finally:
+                db_s[0] += time.perf_counter() - started
+
+        print(f"{args.requests} sequential requests per endpoint, in one process; {args.candidates:,} candidates; "
+              f"machine: {machine()}")
+        print("| endpoint | ms per request | of which database ms | queries |\n|---|---|---|---|")
+        profiler = cProfile.Profile()
+        total_s = total_db = 0.0
+        for name, path in paths:
+            for _ in range(5):  # warm: connection, caches
+                client.get(path() if callable(path) else path)
+            db_s[0] = 0.0
+            with connection.execute_wrapper(timed):
+                started = time.perf_counter()
+                for _ in range(args.requests):
+                    response = client.get(path() if callable(path) else path)
+                    assert response.status_code == 200, (name, response.status_code)
+                elapsed = time.perf_counter() - started
+            profiler.enable()  # a second pass: cProfile slows pure-Python code several-fold, so it is not timed
+            for _ in range(args.requests):
+                client.get(path() if callable(path) else path)
+            profiler.disable()
+            total_s += elapsed
+            total_db += db_s[0]
+            print(f"| {name} | {elapsed / args.requests * 1000:.1f} | {db_s[0] / args.requests * 1000:.1f} | "
+                  f"{_queries(client, path)} |")
+        n = args.requests * len(paths)
+        print(f"| mean over the mix | {total_s / n * 1000:.1f} | {total_db / n * 1000:.1f} | |")
+        stats = pstats.Stats(profiler)
+        groups: dict[str, float] = {}
+        for (filename, _, _), (_, _, tottime, _, _) in stats.stats.items():
+            groups[_package(filename)] = groups.get(_package(filename), 0.0) + tottime
+        profiled = sum(groups.values())
+        print("\nExclusive time by package over the same requests (cProfile: a second, untimed pass; its overhead "
+              "weighs most on the many small Python calls, the ORM's)")
+        print("| package | share |\n|---|---|")
+        for name, seconds in sorted(groups.items(), key=lambda kv: -kv[1])[:12]:
+            print(f"| {name} | {seconds / profiled:.0%} |")
+    finally:
+        if redis:
+            redis.stop()
+
+
+def _queries(client, path) -> int:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as captured:
+        client.get(path() if callable(path) else path)
+    return len(captured)
+
+
+def _package(filename: str) -> str:
+    """The library a function's file belongs to: site-packages/<name>/..., the project's app, or the standard library."""
+    parts = Path(filename).parts
+    if "site-packages" in parts:
+        rest = parts[parts.index("site-packages") + 1:]
+        if rest[:2] == ("django", "db"):
+            return "django.db (ORM, SQL compiler)"
+        if rest[:1] == ("django",):
+            return f"django.{rest[1]}" if len(rest) > 2 else "django"
+        return rest[0]
+    if str(ROOT) in filename:
+        return f"project: {Path(filename).relative_to(ROOT).parts[0]}"
+    if filename.startswith("<") or filename == "~":
+        return "builtins (C functions: json, hashing, socket reads...)"
+    return "python standard library"
+
+
 # ---- orchestration --------------------------------------------------------------------------------------------------
 
 def bench_orchestration(args) -> None:
@@ -338,11 +442,14 @@ def main() -> None:
     h.add_argument("--think", type=float, default=1.0, help="seconds between a client's requests (0: closed loop)")
     h.add_argument("--endpoints", choices=("search", "read"), default="search",
                    help="search: the search page's three reads; read: every read endpoint of the API in turn")
+    w = sub.add_parser("where")
+    w.add_argument("--candidates", type=int, default=100_000)
+    w.add_argument("--requests", type=int, default=100)
     o = sub.add_parser("orchestration")
     o.add_argument("--generations", type=int, default=3)
     o.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
-    bench_http(args) if args.part == "http" else bench_orchestration(args)
+    {"http": bench_http, "where": bench_where, "orchestration": bench_orchestration}[args.part](args)
 
 
 if __name__ == "__main__":
