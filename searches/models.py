@@ -46,7 +46,27 @@ class Device(models.Model):
         return timezone.now() - self.last_heartbeat < timedelta(seconds=settings.LTS_DEVICE_OFFLINE_AFTER_S)
 
 
-class Measurement(models.Model):
+# The settings that define a measurement besides the architecture and the device (ProfileSettings.cache_key(), with
+# its "device" named device_type here): the measurement cache's key and a cost model's.
+MEASUREMENT_KEY_FIELDS = ("backend", "batch_size", "seq_len", "threads", "mode", "dtype", "device_type")
+
+
+class MeasurementKey(models.Model):
+    """The columns of MEASUREMENT_KEY_FIELDS, shared by measurements and the cost models fit on them."""
+
+    backend = models.CharField(max_length=20)
+    batch_size = models.PositiveIntegerField()
+    seq_len = models.PositiveIntegerField()
+    threads = models.PositiveIntegerField()
+    mode = models.CharField(max_length=10)
+    dtype = models.CharField(max_length=10)
+    device_type = models.CharField(max_length=10, default="cpu")  # "cpu" or "cuda" on that machine
+
+    class Meta:
+        abstract = True
+
+
+class Measurement(MeasurementKey):
     """Latency and peak memory of one architecture on one device with one set of settings.
 
     Shared by every job and user: the unique key makes a second request for it a cache hit, and a retried
@@ -62,13 +82,6 @@ class Measurement(models.Model):
     archid = models.CharField(max_length=64)
     config = models.JSONField()  # the canonical architecture (Architecture.to_dict())
     device = models.ForeignKey(Device, on_delete=models.PROTECT, related_name="measurements")
-    backend = models.CharField(max_length=20)
-    batch_size = models.PositiveIntegerField()
-    seq_len = models.PositiveIntegerField()
-    threads = models.PositiveIntegerField()
-    mode = models.CharField(max_length=10)
-    dtype = models.CharField(max_length=10)
-    device_type = models.CharField(max_length=10, default="cpu")  # "cpu" or "cuda" on that machine
     options = models.JSONField(default=dict, blank=True)  # the remaining profiler settings (tolerance, repeats)
 
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
@@ -217,23 +230,12 @@ class Candidate(models.Model):
         return f"{self.archid} in job {self.job_id}"
 
 
-# The fields of a measurement key besides the device (Measurement's unique key without the archid).
-MEASUREMENT_KEY_FIELDS = ("backend", "batch_size", "seq_len", "threads", "mode", "dtype", "device_type")
-
-
-class CostModelFit(models.Model):
+class CostModelFit(MeasurementKey):
     """The latest cost model of one measurement key (device + MEASUREMENT_KEY_FIELDS): latency and memory predicted
     from the key's finished measurements (searches.core.cost_model). Written only by
     searches.services.predictor.do_refit_cost_model; its error figures are columns so that lists need no JSON."""
 
     device = models.ForeignKey(Device, on_delete=models.CASCADE, related_name="cost_models")
-    backend = models.CharField(max_length=20)
-    batch_size = models.PositiveIntegerField()
-    seq_len = models.PositiveIntegerField()
-    threads = models.PositiveIntegerField()
-    mode = models.CharField(max_length=10)
-    dtype = models.CharField(max_length=10)
-    device_type = models.CharField(max_length=10, default="cpu")
 
     model = models.JSONField()  # CostModel.to_dict(): coefficients, intervals, the held-out predictions
     measurements = models.PositiveIntegerField()  # distinct architectures behind the fit
