@@ -227,3 +227,26 @@ def test_lts_profile_names_a_missing_device_and_how_to_start_it(monkeypatch):
 
     with pytest.raises(CommandError, match="LTS_DEVICE=nowhere celery -A lts_web worker -Q profile.nowhere"):
         _run_profile_command(monkeypatch, ["{}"], "--device", "nowhere")
+
+
+@pytest.mark.django_db
+def test_the_fast_serializer_gives_what_drfs_fields_give(sent, device):
+    """MeasurementSerializer builds its dict directly; it must stay what the declared fields would render."""
+    from rest_framework import serializers as drf
+
+    from searches.serializers import MeasurementSerializer
+
+    class Generic(drf.ModelSerializer):
+        device = drf.CharField(source="device.name", read_only=True)
+
+        class Meta:
+            model = Measurement
+            fields = MeasurementSerializer.Meta.fields
+
+    done = services.do_request_measurement(Architecture(2, 64, 128, 2), device, ProfileSettings()).measurement
+    Measurement.objects.filter(pk=done.pk).update(status="done", latency_median_s=0.01, peak_memory_mb=12.5,
+                                                  started_at=timezone.now(), finished_at=timezone.now(),
+                                                  details={"device": {"cpu": "x"}}, param_bytes=2**40)
+    pending = services.do_request_measurement(Architecture(1, 64, 128, 2), device, ProfileSettings()).measurement
+    rows = list(Measurement.objects.select_related("device").filter(pk__in=[done.pk, pending.pk]).order_by("pk"))
+    assert MeasurementSerializer(rows, many=True).data == Generic(rows, many=True).data
