@@ -20,7 +20,7 @@ from tests.searches.factories import spec
 import workers.tasks
 import workers.training
 from workers.embedded_redis import EmbeddedRedis
-from workers.tasks import advance_search, profile_measurement, reap_stale_work
+from workers.tasks import advance_search, profile_measurement, reap_stale_work, refit_cost_model
 from workers.training import reap_training, train_model
 
 pytestmark = pytest.mark.django_db
@@ -38,7 +38,9 @@ def broker(settings, monkeypatch):
     monkeypatch.setattr(transaction, "on_commit", lambda func, using=None, robust=False: func())
     for module in (workers.tasks, workers.training):  # the test's connection holds its transaction: keep it
         monkeypatch.setattr(module, "close_old_connections", lambda: None)
-    for task in (profile_measurement, train_model):
+    # Every task these tests send publishes on an explicit connection: a send through the app's producer pool would
+    # make that pool on this broker, and the pool outlives the settings override (later tests: connection refused).
+    for task in (profile_measurement, train_model, refit_cost_model):
         def publish(*args, _send=task.apply_async, **kwargs):
             with Connection(settings.CELERY_BROKER_URL) as connection:
                 return _send(*args, connection=connection, **kwargs)
