@@ -184,3 +184,26 @@ def test_measure_is_validated(api_client, actors, device):
     assert response.json()["spec"]["params"]["exploration"] == 0.05
     default = api_client.post("/api/v1/searches/", body, format="json").json()
     assert default["spec"]["measure"] == "all"
+
+
+def test_lts_search_measure_flag(actors, device, no_messages):
+    from django.core.management import CommandError, call_command
+
+    out = io.StringIO()
+    call_command("lts_search", "--preset", "tiny", "--device", "edge-1", "--user", "alice", "--name", "cli",
+                 "--measure", "predicted", "--no-wait", stdout=out)
+    job = SearchJob.objects.get(name="cli")
+    assert job.spec["measure"] == "predicted" and f"search #{job.pk}" in out.getvalue()
+    call_command("lts_search", "--preset", "tiny", "--device", "edge-1", "--user", "alice", "--name", "default",
+                 "--no-wait", stdout=io.StringIO())
+    assert SearchJob.objects.get(name="default").spec["measure"] == "all"
+    with pytest.raises(CommandError, match="invalid choice"):
+        call_command("lts_search", "--preset", "tiny", "--measure", "some", "--user", "alice", "--no-wait")
+    with pytest.raises(CommandError, match="measure: .*latency or memory"):
+        call_command("lts_search", "--preset", "tiny", "--objectives", "proxy", "--measure", "predicted",
+                     "--user", "alice", "--no-wait")
+    finished = _run(actors, tiny(), name="done")
+    out = io.StringIO()
+    call_command("lts_search", "--follow", str(finished.pk), stdout=out)
+    predicted = finished.candidates.filter(status="predicted").count()
+    assert f"({predicted} predicted, not measured)" in out.getvalue()
