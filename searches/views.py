@@ -183,10 +183,14 @@ def candidate_detail(request: HttpRequest, pk: int, archid: str) -> HttpResponse
     measurements = Measurement.objects.filter(archid=archid).select_related("device").order_by("device__name", "-id")
     elsewhere = (Candidate.objects.filter(archid=archid, job__in=visible_searches(request.user))
                  .exclude(job=job).select_related("job").order_by("-job__created_at")[:50])
+    predicted = {name: {"value": v, "low": lo, "high": hi}
+                 for name, (v, lo, hi) in (candidate.predicted or {}).items()}
     return render(request, "searches/candidate.html", {
         "job": job, "candidate": candidate, "parents": parents, "measurements": measurements,
         "elsewhere": elsewhere, "config": candidate.config, "proxy": f"{candidate.non_embedding_params:,}",
-        "total_params": f"{candidate.total_params:,}",
+        "total_params": f"{candidate.total_params:,}", "predicted": predicted,
+        "can_measure": candidate.status == Candidate.Status.PREDICTED and job.status != SearchJob.Status.CANCELLED
+        and can_change(request.user, job),
     })
 
 

@@ -207,3 +207,19 @@ def test_lts_search_measure_flag(actors, device, no_messages):
     call_command("lts_search", "--follow", str(finished.pk), stdout=out)
     predicted = finished.candidates.filter(status="predicted").count()
     assert f"({predicted} predicted, not measured)" in out.getvalue()
+
+
+def test_candidate_page_shows_the_prediction_and_a_measure_button(client, actors, device, no_messages):
+    job = _run(actors, tiny())
+    target = job.candidates.filter(status="predicted").first()
+    url = f"/searches/{job.pk}/candidates/{target.archid}/"
+    client.force_login(actors.alice)
+    page = client.get(url).content.decode()
+    assert 'id="measure-candidate"' in page and f'data-url="/api/v1/candidates/{target.pk}/measure/"' in page
+    assert "predicted latency" in page and "candidate.js" in page and "onclick" not in page
+    client.force_login(actors.bob)  # a teammate who may not change the search: no button
+    assert 'id="measure-candidate"' not in client.get(url).content.decode()
+    measured = job.candidates.filter(status="measured").first()
+    client.force_login(actors.alice)
+    assert 'id="measure-candidate"' not in client.get(
+        f"/searches/{job.pk}/candidates/{measured.archid}/").content.decode()
