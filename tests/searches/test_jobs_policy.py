@@ -223,3 +223,21 @@ def test_candidate_page_shows_the_prediction_and_a_measure_button(client, actors
     client.force_login(actors.alice)
     assert 'id="measure-candidate"' not in client.get(
         f"/searches/{job.pk}/candidates/{measured.archid}/").content.decode()
+
+
+def test_search_page_counts_measured_of_proposed_and_time_saved(client, actors, device, no_messages):
+    job = _run(actors, tiny())
+    client.force_login(actors.alice)
+    page = client.get(f"/searches/{job.pk}/").content.decode()
+    counts = job.counts
+    saved = counts["predicted"] * job.hardware_seconds / counts["hardware_measured"]  # 0.5 s a measurement here
+    assert f"measured {counts['measured']} of {counts['candidates']} proposed, hardware time saved ~" in page
+    assert saved == pytest.approx(0.5 * counts["predicted"])
+    assert "<option>predicted</option>" in page and "measure predicted (exploration 0.05)" in page
+    plain = _run(actors, tiny("all", seed=11), name="plain")
+    assert f"{plain.counts['measured']}/{plain.counts['candidates']} measured" in client.get(
+        f"/searches/{plain.pk}/").content.decode()
+    # The page's first load and its poll carry the predictions the charts draw as hollow markers.
+    points = client.get(f"/api/v1/searches/{job.pk}/points/").json()["columns"]
+    drawn = [p for p, s in zip(points["predicted"], points["status"]) if s == "predicted"]
+    assert len(drawn) == counts["predicted"] and all(p["latency"][1] <= p["latency"][0] for p in drawn)
