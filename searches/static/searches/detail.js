@@ -153,15 +153,16 @@
         ...coords(feasible), marker: { color: t.accent, size, opacity: three ? 0.35 : n > 20000 ? 0.4 : 0.55 } },
       { type, mode: "markers", name: "infeasible", hoverinfo: "none", ...coords(g.infeasible),
         marker: { color: t.muted, symbol: "x", size, opacity: 0.5 } },
-      { type, mode: "markers", name: "predicted, not measured", hoverinfo: "none", ...coords(g.predicted, true),
-        marker: { color: t.muted, symbol: "circle-open", size, opacity: 0.8 } },
       { type, mode: "markers", name: "Pareto frontier", hoverinfo: "none", ...coords(g.pareto),
         marker: { color: generations, colorscale: GENERATION_SCALE, cmin: 0, cmax: Math.max(1, job.generation - 1),
                   size: three ? 5 : 10, symbol: "diamond", line: { color: t.fg, width: 1 }, showscale: !three,
                   colorbar: { title: { text: "generation" }, thickness: 10, len: 0.8, outlinewidth: 0,
                               tickfont: { color: t.muted }, dtick: job.generation <= 12 ? 1 : undefined } } },
+      // Last of the set: the traces before it keep their indexes (a search that predicts nothing draws it empty).
+      { type, mode: "markers", name: "predicted, not measured", hoverinfo: "none", ...coords(g.predicted, true),
+        marker: { color: t.muted, symbol: "circle-open", size, opacity: 0.8 } },
     ];
-    return { data, targets: [{ slots: feasible }, { slots: g.infeasible }, { slots: g.predicted }, { slots: g.pareto }] };
+    return { data, targets: [{ slots: feasible }, { slots: g.infeasible }, { slots: g.pareto }, { slots: g.predicted }] };
   }
 
   function tracesFrontier(g) {
