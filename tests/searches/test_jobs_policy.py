@@ -241,3 +241,23 @@ def test_search_page_counts_measured_of_proposed_and_time_saved(client, actors, 
     points = client.get(f"/api/v1/searches/{job.pk}/points/").json()["columns"]
     drawn = [p for p, s in zip(points["predicted"], points["status"]) if s == "predicted"]
     assert len(drawn) == counts["predicted"] and all(p["latency"][1] <= p["latency"][0] for p in drawn)
+
+
+def test_a_step_lost_with_its_worker_is_replayed_identically(actors, device, no_messages):
+    """A worker killed mid-step loses the step's one transaction; the reaper's replay must decide the same. Every
+    step here first dies once (rolled back as a killed worker's would be), then runs again."""
+    from django.db import transaction
+
+    plain = _rows(_run(actors, tiny(seed=4), name="plain"))
+    Measurement.objects.all().delete()
+    job = services.do_create_search(owner=actors.alice, team=actors.acme, name="killed", spec=tiny(seed=4))
+    for _ in range(40):
+        with pytest.raises(RuntimeError):
+            with transaction.atomic():
+                services.do_advance_search(job.pk)
+                raise RuntimeError("worker killed before the commit")
+        if services.do_advance_search(job.pk) == "completed":
+            break
+        complete_measurements(smooth)
+    job.refresh_from_db()
+    assert job.status == "completed" and _rows(job) == plain
