@@ -142,7 +142,8 @@ def test_predicted_measures_fewer_and_reaches_the_hypervolume_of_measuring_all(a
 
 
 def test_measure_on_demand(actors, device, no_messages, api_client):
-    job = _run(actors, tiny())
+    job = _run(actors, tiny(budget={"generations": 3}))  # finished by its budget, not by an exhausted space
+    assert job.status == "completed" and len(job.hypervolumes) == job.generation == 3
     target = job.candidates.filter(status="predicted").first()
     url = f"/api/v1/candidates/{target.pk}/measure/"
     api_client.force_authenticate(actors.charlie)  # not in the team: the candidate is not there
@@ -156,10 +157,13 @@ def test_measure_on_demand(actors, device, no_messages, api_client):
     assert api_client.post(url).status_code == 409  # not predicted any more
     job.refresh_from_db()
     assert job.status == "running"
-    complete_measurements(smooth)
+    # The model was wrong about it: it is faster and smaller than anything measured, so it joins the frontier.
+    complete_measurements(lambda a: {"latency": 1e-6, "memory": 1e-3} if a.archid == target.archid else smooth(a))
     assert services.do_advance_search(job.pk) == "completed"
     target.refresh_from_db()
-    assert target.status == "measured" and target.measurement.status == "done"
+    assert target.status == "measured" and target.measurement.status == "done" and target.is_pareto
+    job.refresh_from_db()
+    assert job.status == "completed" and len(job.hypervolumes) == 3  # the history of the generations stays
     # The frontier was recomputed with it.
     points = _measured_points(job)
     measured = list(job.candidates.filter(status="measured", feasible=True).values_list("archid", flat=True))
