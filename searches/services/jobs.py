@@ -356,9 +356,10 @@ def _propose(job: SearchJob) -> int:
 
 
 def do_measure_candidate(candidate: Candidate) -> str:
-    """Measure a predicted candidate now (the page's button, POST .../measure/). Returns "" when it is measuring
-    (or was already asked to by a concurrent call: idempotent), else why not. A finished job runs again until the
-    measurement lands, as after a retry; a paused one measures it when resumed."""
+    """Measure a predicted candidate now (the page's button, POST .../measure/). Returns "" when this call set it
+    measuring, else why not: a second call (or a concurrent one, which waits for the job's lock) finds it measuring
+    and changes nothing. A finished job runs again until the measurement lands, as after a retry; a paused one
+    measures it when resumed."""
     with transaction.atomic():
         job = _locked(candidate.job_id)
         if job is None:
