@@ -13,8 +13,8 @@ from searches.core.policy import EXPLORATION_DEFAULT, EXPLORATION_LIMITS
 from searches.core.profiling import ProfileSettings
 from searches.core.space import PRESETS, SearchSpace, get_space
 
-__all__ = ["ALGORITHMS", "BUDGET_LIMITS", "MEASURE_POLICIES", "SpecError", "exploration", "measure_policy", "normalize_spec",
-           "profile_settings", "proposer", "search_params", "space_of"]
+__all__ = ["ALGORITHMS", "BUDGET_LIMITS", "MEASURE_POLICIES", "SpecError", "exploration", "measure_policy",
+           "normalize_spec", "profile_settings", "proposer", "search_params", "space_of"]
 
 ALGORITHMS = {"evolution": propose_generation, "random": propose_random}
 _PARAM_KEYS = ("init_population", "mutations_per_parent", "num_crossovers", "num_random_mix", "max_unseen",

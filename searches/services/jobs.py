@@ -269,8 +269,8 @@ def _plan(job: SearchJob, archs: list[Architecture], room: int | None) -> tuple[
     candidates (snapshot_cost_model), the exploration draws come from (seed, generation): the step is a function of
     the seed, the cache at start and the job's rows, so a replayed step (a killed worker's) decides the same."""
     profile = profile_settings(job.spec)
-    own = list(job.candidates.filter(status=C.MEASURED, measurement__status=Measurement.Status.DONE)
-               .values_list("measurement_id", flat=True))
+    # A subquery, not a list: a search of 100,000 candidates would pass as many SQL parameters.
+    own = job.candidates.filter(status=C.MEASURED).values("measurement_id")
     cached = set(Measurement.objects.filter(device=job.device, status=Measurement.Status.DONE, id__lte=job.cache_cutoff,
                                             archid__in=[a.archid for a in archs], **measurement_key(profile))
                  .values_list("archid", flat=True))

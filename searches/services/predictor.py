@@ -194,12 +194,12 @@ def cache_cutoff(device: Device, settings: ProfileSettings) -> int:
 
 
 def snapshot_cost_model(device: Device, settings: ProfileSettings, *, cutoff: int,
-                        measurement_ids: Sequence[int] = ()) -> CostModel:
+                        measurement_ids: Sequence[int] | QuerySet = ()) -> CostModel:
     """A cost model of the key fit on its finished measurements with id <= ``cutoff`` and those of
-    ``measurement_ids`` (a job's own), never on what other jobs measured later: the same inputs give the same model
-    whatever runs beside it. Not stored (CostModelFit is the key's shared latest fit). NotEnoughData below
-    MIN_OBSERVATIONS. ``fitted_at`` is fixed: nothing of the model depends on when it was fit."""
-    rows = _finished(device, measurement_key(settings)).filter(Q(id__lte=cutoff) | Q(id__in=list(measurement_ids)))
+    ``measurement_ids`` (a job's own: ids or a subquery of them), never on what other jobs measured later: the same
+    inputs give the same model whatever runs beside it. Not stored (CostModelFit is the key's shared latest fit).
+    NotEnoughData below MIN_OBSERVATIONS. ``fitted_at`` is fixed: nothing of the model depends on when it was fit."""
+    rows = _finished(device, measurement_key(settings)).filter(Q(id__lte=cutoff) | Q(id__in=measurement_ids))
     observations = [Observation(Architecture.from_dict(config), latency, memory)
                     for config, latency, memory in rows.values_list("config", "latency_median_s", "peak_memory_mb")]
     return fit_cost_model(settings, observations, now=datetime(2000, 1, 1, tzinfo=timezone.utc))

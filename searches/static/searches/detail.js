@@ -54,7 +54,8 @@
     const c = store.cols;
     if (c.status[i] === "predicted" && c.predicted[i]) {
       const p = c.predicted[i];
-      return [c.archid[i], `n_layer ${c.n_layer[i]} · d_model ${c.d_model[i]} · d_inner ${c.d_inner[i]} · n_head ${c.n_head[i]}`,
+      return [c.archid[i],
+              `n_layer ${c.n_layer[i]} · d_model ${c.d_model[i]} · d_inner ${c.d_inner[i]} · n_head ${c.n_head[i]}`,
               `proxy ${LTS.params(c.proxy[i])} · not measured`,
               `predicted latency ${LTS.ms(p.latency[0])} (${LTS.ms(p.latency[1])} – ${LTS.ms(p.latency[2])})`,
               `predicted memory ${LTS.mb(p.memory[0])} (${LTS.mb(p.memory[1])} – ${LTS.mb(p.memory[2])})`,
@@ -162,7 +163,8 @@
       { type, mode: "markers", name: "predicted, not measured", hoverinfo: "none", ...coords(g.predicted, true),
         marker: { color: t.muted, symbol: "circle-open", size, opacity: 0.8 } },
     ];
-    return { data, targets: [{ slots: feasible }, { slots: g.infeasible }, { slots: g.pareto }, { slots: g.predicted }] };
+    const targets = [{ slots: feasible }, { slots: g.infeasible }, { slots: g.pareto }, { slots: g.predicted }];
+    return { data, targets };
   }
 
   function tracesFrontier(g) {
