@@ -151,6 +151,10 @@ class SearchJob(models.Model):
     hypervolumes = models.JSONField(default=list, blank=True)  # [{"generation", "hypervolume", "frontier_size"}]
     dropped_infeasible = models.PositiveIntegerField(default=0)  # proposals outside the proxy constraint
     hardware_seconds = models.FloatField(default=0.0)  # device time spent on this job's new measurements
+    # measure "predicted": the highest id of the key's finished measurements when the job started. Its cost model is
+    # fit on those and on its own candidates' measurements only, so that other jobs' later measurements cannot
+    # change its decisions (deterministic given the seed and the cache at start). None: not started, or "all".
+    cache_cutoff = models.BigIntegerField(null=True, blank=True)
     revision = models.BigIntegerField(default=0)  # bumped with every change to the job or its candidates
     # {"candidates", "measured", "measuring", "failed", "pareto"}: refreshed by every step that changes them, so that
     # the dashboard and the live poll need no COUNT over 100,000 candidates (60-110 ms each on PostgreSQL here).
@@ -190,6 +194,7 @@ class Candidate(models.Model):
         MEASURED = "measured"
         FAILED = "failed"
         CANCELLED = "cancelled"
+        PREDICTED = "predicted"  # not measured: the cost model predicted it cannot improve the frontier
 
     job = models.ForeignKey(SearchJob, on_delete=models.CASCADE, related_name="candidates")
     archid = models.CharField(max_length=64)
@@ -210,6 +215,10 @@ class Candidate(models.Model):
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.MEASURING)
     feasible = models.BooleanField(null=True)  # None until measured; latency/memory constraints
     is_pareto = models.BooleanField(default=False)
+    # The cost model's prediction when the policy decided (measure "predicted"): {"latency": [value, low, high],
+    # "memory": [...]} in s and MB, intervals of the model's coverage; None when nothing was predicted. Never an
+    # objective value: only a measurement is (candidate_objectives).
+    predicted = models.JSONField(null=True, blank=True)
     revision = models.BigIntegerField(default=0)  # the job revision of its last change: the `after` cursor
     created_at = models.DateTimeField(auto_now_add=True)
 

@@ -19,7 +19,7 @@ from searches.services import profile_limit_errors
 from searches.specs import SpecError, normalize_spec, profile_settings, space_of
 
 SPEC_FIELDS = ("preset", "space", "objectives", "constraints", "device", "profiling", "algorithm", "params", "seed",
-               "budget")
+               "budget", "measure")
 
 
 class DeviceSerializer(serializers.ModelSerializer):
@@ -74,12 +74,16 @@ class CandidateSerializer(serializers.ModelSerializer):
                                        default=None, help_text="null until measured")
     memory_mb = serializers.FloatField(source="measurement.peak_memory_mb", read_only=True, allow_null=True,
                                        default=None, help_text="null until measured")
+    predicted = serializers.JSONField(
+        read_only=True, allow_null=True,
+        help_text='measure "predicted": the cost model\'s {"latency": [value, low, high] (s), "memory": [...] (MB)} '
+                  "when the policy decided, intervals of its stated coverage; never a measured value. null otherwise")
 
     class Meta:
         model = Candidate
         fields = ["id", "job", "archid", "config", "generation", "position", "origin", "parents", "n_layer",
                   "d_model", "d_inner", "n_head", "proxy", "total_params", "status", "feasible", "is_pareto",
-                  "latency_s", "memory_mb", "measurement", "cache_hit", "revision"]
+                  "latency_s", "memory_mb", "measurement", "cache_hit", "revision", "predicted"]
         read_only_fields = fields
 
     def to_representation(self, c: Candidate) -> dict[str, Any]:
@@ -91,6 +95,7 @@ class CandidateSerializer(serializers.ModelSerializer):
             "total_params": c.total_params, "status": c.status, "feasible": c.feasible, "is_pareto": c.is_pareto,
             "latency_s": m.latency_median_s if m else None, "memory_mb": m.peak_memory_mb if m else None,
             "measurement": c.measurement_id, "cache_hit": c.cache_hit, "revision": c.revision,
+            "predicted": c.predicted,
         }
 
 
@@ -131,6 +136,9 @@ class SearchCreateSerializer(RefuseUnknownFields, serializers.Serializer):
     params = serializers.JSONField(required=False)
     seed = serializers.IntegerField(required=False)
     budget = serializers.JSONField(required=False)
+    # A CharField, not a ChoiceField: its message comes from normalize_spec with every other field's at once.
+    measure = serializers.CharField(required=False, help_text='"all" (default): measure every candidate; "predicted": '
+                                    "measure those the device's cost model cannot rule out, predict the rest")
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         user = self.context["request"].user

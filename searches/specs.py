@@ -9,17 +9,23 @@ from typing import Any, Mapping
 from searches.core.arch import ConfigError
 from searches.core.evolution import SearchParams, propose_generation, propose_random
 from searches.core.pareto import OBJECTIVES, Constraints
+from searches.core.policy import EXPLORATION_DEFAULT, EXPLORATION_LIMITS
 from searches.core.profiling import ProfileSettings
 from searches.core.space import PRESETS, SearchSpace, get_space
 
-__all__ = ["ALGORITHMS", "BUDGET_LIMITS", "SpecError", "normalize_spec", "profile_settings", "proposer", "search_params",
-           "space_of"]
+__all__ = ["ALGORITHMS", "BUDGET_LIMITS", "MEASURE_POLICIES", "SpecError", "exploration", "measure_policy",
+           "normalize_spec", "profile_settings", "proposer", "search_params", "space_of"]
 
 ALGORITHMS = {"evolution": propose_generation, "random": propose_random}
 _PARAM_KEYS = ("init_population", "mutations_per_parent", "num_crossovers", "num_random_mix", "max_unseen",
                "mutation_prob")
+# The policy's parameter, kept in "params" beside the evolution's (which go to SearchParams).
+_POLICY_PARAM_KEYS = ("exploration",)
 _TOP_KEYS = {"preset", "space", "objectives", "constraints", "device", "profiling", "algorithm", "params", "seed",
-             "budget"}
+             "budget", "measure"}
+# "all": measure every candidate (the default). "predicted": measure those the cost model cannot rule out
+# (searches.core.policy), predict the rest.
+MEASURE_POLICIES = ("all", "predicted")
 _BUDGET_DEFAULTS = {"generations": 10, "max_candidates": None, "max_hardware_seconds": None}
 # A search proposes at most generations x max_unseen = 10,000 x 10,000 candidates (evolution.PARAM_LIMITS); a year
 # of device time is more than any search here has needed by four orders of magnitude.
@@ -100,7 +106,19 @@ def normalize_spec(data: Mapping[str, Any]) -> dict[str, Any]:
     if not isinstance(params, Mapping):
         errors["params"] = "must be a JSON object"
         params = {}
-    errors.update({f"params.{k}": "unknown parameter" for k in params if k not in _PARAM_KEYS})
+    errors.update({f"params.{k}": "unknown parameter" for k in params
+                   if k not in _PARAM_KEYS and k not in _POLICY_PARAM_KEYS})
+
+    measure = data.get("measure", "all")
+    if not isinstance(measure, str) or measure not in MEASURE_POLICIES:
+        errors["measure"] = f"must be one of {', '.join(MEASURE_POLICIES)}"
+    elif measure == "predicted" and not hardware:
+        errors["measure"] = "\"predicted\" needs latency or memory among the objectives (nothing else is measured)"
+    spec["measure"] = measure
+    share = params.get("exploration", EXPLORATION_DEFAULT)
+    low, high = EXPLORATION_LIMITS
+    if isinstance(share, bool) or not isinstance(share, (int, float)) or not low <= share <= high:
+        errors["params.exploration"] = f"must be a number in [{low}, {high}], got {share!r}"
 
     budget = {**_BUDGET_DEFAULTS, **(data.get("budget") or {})} if isinstance(data.get("budget") or {}, Mapping) else None
     if budget is None:
@@ -128,7 +146,7 @@ def normalize_spec(data: Mapping[str, Any]) -> dict[str, Any]:
         })
         if whole and space is not None and not any(k.startswith("space") for k in errors):
             core.check_space(space)
-        spec["params"] = {k: getattr(core, k) for k in _PARAM_KEYS}
+        spec["params"] = {**{k: getattr(core, k) for k in _PARAM_KEYS}, "exploration": share}
     except ConfigError as exc:
         for key, message in exc.errors.items():
             target = {"generations": "budget.generations", "seed": "seed"}.get(key)
@@ -143,7 +161,8 @@ def space_of(spec: Mapping[str, Any]) -> SearchSpace:
 
 
 def search_params(spec: Mapping[str, Any]) -> SearchParams:
-    return SearchParams.from_dict({**spec["params"], "objectives": spec["objectives"],
+    evolution = {k: v for k, v in spec["params"].items() if k not in _POLICY_PARAM_KEYS}
+    return SearchParams.from_dict({**evolution, "objectives": spec["objectives"],
                                    "constraints": spec["constraints"], "generations": spec["budget"]["generations"],
                                    "seed": spec["seed"]})
 
@@ -154,3 +173,13 @@ def profile_settings(spec: Mapping[str, Any]) -> ProfileSettings:
 
 def proposer(spec: Mapping[str, Any]):
     return ALGORITHMS[spec["algorithm"]]
+
+
+def measure_policy(spec: Mapping[str, Any]) -> str:
+    """"all" or "predicted"; specs stored before the field existed measured everything."""
+    return spec.get("measure", "all")
+
+
+def exploration(spec: Mapping[str, Any]) -> float:
+    """The share of ruled-out candidates measured anyway (measure "predicted")."""
+    return float(spec["params"].get("exploration", EXPLORATION_DEFAULT))

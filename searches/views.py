@@ -64,7 +64,29 @@ def _progress(job: SearchJob) -> dict[str, Any]:
     percent = 100 if job.status == SearchJob.Status.COMPLETED else min(100, round(100 * done / max(budget, 1)))
     counts = {"candidates": 0, "measured": 0, "measuring": 0, "failed": 0, "pareto": 0, **(job.counts or {})}
     latest = _significant(job.hypervolumes[-1]["hypervolume"]) if job.hypervolumes else None
-    return {"generations": done, "budget": budget, "percent": percent, "counts": counts, "hypervolume": latest}
+    return {"generations": done, "budget": budget, "percent": percent, "counts": counts, "hypervolume": latest,
+            "measured_text": _measured_text(job, counts)}
+
+
+def _measured_text(job: SearchJob, counts: dict[str, int]) -> str:
+    """"12/40 measured"; measure "predicted": "measured N of M proposed, hardware time saved ~T", T the predicted
+    candidates times the job's mean device time per measurement (detail.js measuredText says the same live)."""
+    if job.spec.get("measure", "all") != "predicted":
+        return f"{counts['measured']}/{counts['candidates']} measured"
+    text = f"measured {counts['measured']} of {counts['candidates']} proposed"
+    predicted, measured = counts.get("predicted", 0), counts.get("hardware_measured", 0)
+    if not predicted or not measured:
+        return text
+    return f"{text}, hardware time saved ~{_duration(predicted * job.hardware_seconds / measured)}"
+
+
+def _duration(seconds: float) -> str:
+    """Two significant figures in s, min or h (common.js duration)."""
+    if seconds < 90:
+        return f"{float(f'{seconds:.2g}'):g} s"
+    if seconds < 5400:
+        return f"{float(f'{seconds / 60:.2g}'):g} min"
+    return f"{float(f'{seconds / 3600:.2g}'):g} h"
 
 
 @require_GET
@@ -183,10 +205,14 @@ def candidate_detail(request: HttpRequest, pk: int, archid: str) -> HttpResponse
     measurements = Measurement.objects.filter(archid=archid).select_related("device").order_by("device__name", "-id")
     elsewhere = (Candidate.objects.filter(archid=archid, job__in=visible_searches(request.user))
                  .exclude(job=job).select_related("job").order_by("-job__created_at")[:50])
+    predicted = {name: {"value": v, "low": lo, "high": hi}
+                 for name, (v, lo, hi) in (candidate.predicted or {}).items()}
     return render(request, "searches/candidate.html", {
         "job": job, "candidate": candidate, "parents": parents, "measurements": measurements,
         "elsewhere": elsewhere, "config": candidate.config, "proxy": f"{candidate.non_embedding_params:,}",
-        "total_params": f"{candidate.total_params:,}",
+        "total_params": f"{candidate.total_params:,}", "predicted": predicted,
+        "can_measure": candidate.status == Candidate.Status.PREDICTED and job.status != SearchJob.Status.CANCELLED
+        and can_change(request.user, job),
     })
 
 

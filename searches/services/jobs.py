@@ -18,11 +18,14 @@ from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
 from searches.core.arch import Architecture
+from searches.core.cost_model import NotEnoughData
 from searches.core.evolution import Evaluated, new_rng_state
 from searches.core.pareto import MAXIMIZE, OBJECTIVES, hypervolume, pareto_mask
+from searches.core.policy import choose_to_measure, design, design_top_up, policy_rng
 from searches.models import Candidate, Device, Measurement, SearchJob
 from searches.services.measurements import do_request_measurement, do_retry_measurement
-from searches.specs import profile_settings, proposer, search_params, space_of
+from searches.services.predictor import cache_cutoff, measurement_key, snapshot_cost_model
+from searches.specs import exploration, measure_policy, profile_settings, proposer, search_params, space_of
 
 __all__ = [
     "candidate_objectives",
@@ -32,6 +35,7 @@ __all__ = [
     "do_create_search",
     "do_delete_search",
     "do_fail_search",
+    "do_measure_candidate",
     "do_measurement_finished",
     "do_pause_search",
     "do_reap_searches",
@@ -67,7 +71,10 @@ def _refresh_counts(job: SearchJob) -> None:
     job.counts = job.candidates.aggregate(
         candidates=Count("id"), measured=Count("id", filter=Q(status=C.MEASURED)),
         measuring=Count("id", filter=Q(status=C.MEASURING)), failed=Count("id", filter=Q(status=C.FAILED)),
-        pareto=Count("id", filter=Q(is_pareto=True)),
+        pareto=Count("id", filter=Q(is_pareto=True)), predicted=Count("id", filter=Q(status=C.PREDICTED)),
+        # measured on the device for this job (not from the cache): hardware_seconds / this = the mean wall time of
+        # one measurement, behind the page's "hardware time saved"
+        hardware_measured=Count("id", filter=Q(status=C.MEASURED, cache_hit=False)),
     )
 
 
@@ -123,6 +130,8 @@ def do_advance_search(job_id: int) -> str:
             return "measuring"
         if job.generation > len(job.hypervolumes):
             _update_frontier(job, record=True)
+        elif changed:  # measurements asked for after the last generation (retry, measure on demand) finished
+            _update_frontier(job)
         reason = _budget_spent(job)
         if reason:
             _finish(job, S.COMPLETED, reason)
@@ -235,8 +244,68 @@ def _budget_spent(job: SearchJob) -> str:
 
 
 def _history(job: SearchJob) -> list[Evaluated]:
+    """What the proposer sees. Measured candidates carry their measured values; predicted ones (measure
+    "predicted") their point predictions, so that the evolution's parents and its random stream follow from the
+    seed and the stored rows alone, as with "all". This is the only place a predicted value stands in for a
+    measured one: the frontier, the hypervolume and every export read candidate_objectives (measured only)."""
     rows = job.candidates.select_related("measurement").order_by("generation", "position")
-    return [Evaluated(Architecture.from_dict(c.config), candidate_objectives(c), c.generation) for c in rows]
+    return [Evaluated(Architecture.from_dict(c.config), candidate_objectives(c) or _point_prediction(c), c.generation)
+            for c in rows]
+
+
+def _point_prediction(candidate: Candidate) -> dict[str, float] | None:
+    if candidate.status != C.PREDICTED or not candidate.predicted:
+        return None
+    return {"proxy": float(candidate.non_embedding_params),
+            **{name: float(values[0]) for name, values in candidate.predicted.items()}}
+
+
+def _plan(job: SearchJob, archs: list[Architecture], room: int | None) -> tuple[list[bool], list[dict | None],
+                                                                             list[Architecture]]:
+    """measure "predicted": which of the generation's ``archs`` to measure, their predictions, and the design
+    architectures to add (at most ``room``) while the job's cost model lacks measurements.
+
+    The model is fit on the key's finished measurements up to ``job.cache_cutoff`` and the job's own measured
+    candidates (snapshot_cost_model), the exploration draws come from (seed, generation): the step is a function of
+    the seed, the cache at start and the job's rows, so a replayed step (a killed worker's) decides the same."""
+    profile = profile_settings(job.spec)
+    # A subquery, not a list: a search of 100,000 candidates would pass as many SQL parameters.
+    own = job.candidates.filter(status=C.MEASURED).values("measurement_id")
+    cached = set(Measurement.objects.filter(device=job.device, status=Measurement.Status.DONE, id__lte=job.cache_cutoff,
+                                            archid__in=[a.archid for a in archs], **measurement_key(profile))
+                 .values_list("archid", flat=True))
+    rng = policy_rng(job.spec["seed"], job.generation)
+    try:
+        model = snapshot_cost_model(job.device, profile, cutoff=job.cache_cutoff, measurement_ids=own)
+    except NotEnoughData as exc:
+        # No model yet: nothing can be ruled out, so the generation is measured whole (with no measured frontier
+        # the policy would measure every candidate anyway), topped up with a space-filling design to the model's
+        # minimum, spread over the proxy range and the shapes, so the next generation has a model.
+        coming = sum(a.archid not in cached for a in archs)
+        wanted = design_top_up(exc.have, coming)
+        if room is not None:
+            wanted = min(wanted, room)
+        seen = set(job.candidates.values_list("archid", flat=True)) | {a.archid for a in archs}
+        seen |= set(Measurement.objects.filter(device=job.device, status=Measurement.Status.DONE,
+                                               id__lte=job.cache_cutoff, **measurement_key(profile))
+                    .values_list("archid", flat=True))  # in the model already; later rows of others: not seen
+        extra = design(space_of(job.spec), wanted, rng, exclude=sorted(seen),
+                       constraints=search_params(job.spec).constraints)
+        return [True] * len(archs), [None] * len(archs), extra
+    rest = [i for i, a in enumerate(archs) if a.archid not in cached]
+    predicted = model.predict([archs[i] for i in rest])
+    predictions: list[dict | None] = [None] * len(archs)
+    for k, i in enumerate(rest):
+        predictions[i] = {target: [float(predicted[target][j][k]) for j in range(3)] for target in predicted}
+    names = job.objectives
+    front = [[candidate_objectives(c)[n] for n in names]
+             for c in job.candidates.filter(status=C.MEASURED, feasible=True).select_related("measurement")]
+    choice = choose_to_measure([archs[i] for i in rest], [predictions[i] for i in rest], front, names, rng,
+                               constraints=search_params(job.spec).constraints, exploration=exploration(job.spec))
+    measure = [True] * len(archs)  # cache hits: measured already, at no cost
+    for i, chosen in zip(rest, choice):
+        measure[i] = chosen
+    return measure, predictions, []
 
 
 def _propose(job: SearchJob) -> int:
@@ -252,17 +321,28 @@ def _propose(job: SearchJob) -> int:
     rows = []
     hardware = job.needs_hardware
     profile = profile_settings(spec) if hardware else None
-    for position, proposal in enumerate(candidates):
-        arch = proposal.arch
+    proposals = [(p.arch, p.origin, list(p.parents)) for p in candidates]
+    measure, predictions = [True] * len(proposals), [None] * len(proposals)
+    if hardware and measure_policy(spec) == "predicted" and proposals:
+        if job.cache_cutoff is None:  # the cache this job may learn from: what was measured when it started
+            job.cache_cutoff = cache_cutoff(job.device, profile)
+        room = int(limit) - job.candidates.count() - len(proposals) if limit else None
+        measure, predictions, extra = _plan(job, [a for a, _, _ in proposals], room)
+        proposals += [(a, "design", []) for a in extra]
+        measure += [True] * len(extra)
+        predictions += [None] * len(extra)
+    for position, (arch, origin, parents) in enumerate(proposals):
         row = Candidate(
             job=job, archid=arch.archid, config=arch.to_dict(), generation=generation, position=position,
-            origin=proposal.origin, parents=list(proposal.parents), n_layer=arch.n_layer, d_model=arch.d_model,
+            origin=origin, parents=parents, n_layer=arch.n_layer, d_model=arch.d_model,
             d_inner=arch.d_inner, n_head=arch.n_head, non_embedding_params=arch.non_embedding_params,
-            total_params=arch.total_params, revision=revision,
+            total_params=arch.total_params, revision=revision, predicted=predictions[position],
         )
-        if hardware:
+        if hardware and measure[position]:
             request = do_request_measurement(arch, job.device, profile)
             row.measurement, row.cache_hit = request.measurement, request.cached
+        elif hardware:
+            row.status = C.PREDICTED  # no measurement: never a measured value, never on the frontier
         else:
             row.status, row.feasible = C.MEASURED, True
         rows.append(row)
@@ -273,6 +353,37 @@ def _propose(job: SearchJob) -> int:
     if hardware and rows:
         _sync_candidates(job)  # cache hits are measured already
     return len(rows)
+
+
+def do_measure_candidate(candidate: Candidate) -> str:
+    """Measure a predicted candidate now (the page's button, POST .../measure/). Returns "" when this call set it
+    measuring, else why not: a second call (or a concurrent one, which waits for the job's lock) finds it measuring
+    and changes nothing. A finished job runs again until the measurement lands, as after a retry; a paused one
+    measures it when resumed."""
+    with transaction.atomic():
+        job = _locked(candidate.job_id)
+        if job is None:
+            return "the search no longer exists"
+        if job.status == S.CANCELLED:
+            return "the search was cancelled"
+        row = job.candidates.filter(pk=candidate.pk).first()
+        if row is None:
+            return "the candidate no longer exists"
+        if row.status != C.PREDICTED:
+            return f"the candidate is {row.status}, not predicted"
+        request = do_request_measurement(Architecture.from_dict(row.config), job.device, profile_settings(job.spec))
+        revision = _bump(job)
+        updated = job.candidates.filter(pk=row.pk, status=C.PREDICTED).update(
+            status=C.MEASURING, measurement=request.measurement, cache_hit=request.cached, revision=revision)
+        if not updated:
+            return f"the candidate is {row.status}, not predicted"
+        if job.status in (S.COMPLETED, S.FAILED):
+            job.status, job.finished_at, job.error = S.RUNNING, None, ""
+        _refresh_counts(job)
+        job.save()
+        if job.status in SearchJob.ACTIVE:
+            _enqueue_advance(job.pk)  # a cache hit is measured at once; a new measurement wakes the job when done
+    return ""
 
 
 # ---- lifecycle ----------------------------------------------------------------------------------------------------

@@ -10,11 +10,11 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any, Mapping, Sequence
 
 from django.db import IntegrityError, transaction
-from django.db.models import Count, QuerySet
+from django.db.models import Count, Q, QuerySet
 
 from searches.core.arch import Architecture
 from searches.core.cost_model import (
@@ -31,6 +31,8 @@ from searches.models import MEASUREMENT_KEY_FIELDS, CostModelFit, Device, Measur
 
 __all__ = [
     "Prediction",
+    "cache_cutoff",
+    "snapshot_cost_model",
     "RefitResult",
     "do_predict",
     "do_refit_cost_model",
@@ -180,3 +182,24 @@ def do_predict(device: Device, settings: ProfileSettings,
     predicted = model.predict(list(archs))
     as_lists = {target: tuple(array.tolist() for array in predicted[target]) for target in ("latency", "memory")}
     return Prediction(fit=result.fit, archs=list(archs), latency=as_lists["latency"], memory=as_lists["memory"])
+
+
+# ---- a job's own model (measure "predicted") ----------------------------------------------------------------------
+
+
+def cache_cutoff(device: Device, settings: ProfileSettings) -> int:
+    """The highest id of the key's finished measurements now (0 when none): what a job starting now may use."""
+    last = _finished(device, measurement_key(settings)).order_by("-id").values_list("id", flat=True).first()
+    return int(last or 0)
+
+
+def snapshot_cost_model(device: Device, settings: ProfileSettings, *, cutoff: int,
+                        measurement_ids: Sequence[int] | QuerySet = ()) -> CostModel:
+    """A cost model of the key fit on its finished measurements with id <= ``cutoff`` and those of
+    ``measurement_ids`` (a job's own: ids or a subquery of them), never on what other jobs measured later: the same
+    inputs give the same model whatever runs beside it. Not stored (CostModelFit is the key's shared latest fit).
+    NotEnoughData below MIN_OBSERVATIONS. ``fitted_at`` is fixed: nothing of the model depends on when it was fit."""
+    rows = _finished(device, measurement_key(settings)).filter(Q(id__lte=cutoff) | Q(id__in=measurement_ids))
+    observations = [Observation(Architecture.from_dict(config), latency, memory)
+                    for config, latency, memory in rows.values_list("config", "latency_median_s", "peak_memory_mb")]
+    return fit_cost_model(settings, observations, now=datetime(2000, 1, 1, tzinfo=timezone.utc))

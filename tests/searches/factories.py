@@ -31,29 +31,30 @@ def fake_objectives(arch) -> dict[str, float]:
             "memory": 10.0 + proxy / 2**20 * 4 + arch.d_model * 0.01}
 
 
-def complete_measurements() -> int:
+def complete_measurements(objectives=fake_objectives) -> int:
     """Play the profiling worker: finish every pending measurement with deterministic values."""
     done = 0
-    for m in Measurement.objects.filter(status__in=["pending", "running"]):
-        values = fake_objectives(Architecture.from_dict(m.config))
+    for m in Measurement.objects.filter(status__in=["pending", "running"]).order_by("id"):
+        values = objectives(Architecture.from_dict(m.config))
         Measurement.objects.filter(pk=m.pk).update(status="done", latency_median_s=values["latency"],
                                                    peak_memory_mb=values["memory"], wall_s=0.5)
         done += 1
     return done
 
 
-def run_job(job: SearchJob, *, pause_after: int | None = None, max_steps: int = 100) -> list[str]:
+def run_job(job: SearchJob, *, pause_after: int | None = None, max_steps: int = 100,
+            objectives=fake_objectives) -> list[str]:
     for step in range(max_steps):
         if pause_after is not None and step == pause_after:
             assert services.do_pause_search(job)
             assert services.do_advance_search(job.pk) == "paused"  # a step while paused does nothing
-            complete_measurements()  # work in flight still finishes while paused
+            complete_measurements(objectives)  # work in flight still finishes while paused
             assert services.do_advance_search(job.pk) == "paused"
             assert services.do_resume_search(job)
         outcome = services.do_advance_search(job.pk)
         if outcome in ("completed", "failed"):
             break
-        complete_measurements()
+        complete_measurements(objectives)
     job.refresh_from_db()
     return list(job.candidates.order_by("generation", "position").values_list("archid", flat=True))
 

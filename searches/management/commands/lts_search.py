@@ -15,6 +15,7 @@ from lts_web.models import Team
 from searches import services
 from searches.models import Candidate, SearchJob
 from searches.serializers import SearchCreateSerializer
+from searches.specs import MEASURE_POLICIES
 
 
 class Command(BaseCommand):
@@ -30,6 +31,9 @@ class Command(BaseCommand):
         parser.add_argument("--objectives", help="comma-separated: proxy,latency,memory")
         parser.add_argument("--seed", type=int)
         parser.add_argument("--algorithm", choices=["evolution", "random"])
+        parser.add_argument("--measure", choices=list(MEASURE_POLICIES),
+                            help="all (default): measure every candidate; predicted: measure those the device's cost "
+                                 "model cannot rule out, predict the rest")
         parser.add_argument("--name", default="")
         parser.add_argument("--host-wait", type=float, metavar="SECONDS",
                             help="profiling.host_wait_s: how long a measurement may wait out slow phases of a shared "
@@ -73,7 +77,7 @@ class Command(BaseCommand):
             body.pop("preset", None)
         if opts["generations"] is not None:
             body["budget"] = {**body.get("budget", {}), "generations": opts["generations"]}
-        for key in ("device", "seed", "algorithm"):
+        for key in ("device", "seed", "algorithm", "measure"):
             if opts[key] is not None:
                 body[key] = opts[key]
         if opts["host_wait"] is not None:
@@ -105,8 +109,10 @@ class Command(BaseCommand):
             rows = job.candidates.filter(generation=max(job.generation - 1, 0))
             done = rows.exclude(status=Candidate.Status.MEASURING).count()
             size = rows.count()
+            predicted = rows.filter(status=Candidate.Status.PREDICTED).count()
             bar = "#" * int(20 * done / size) if size else ""
-            line = (f"generation {max(job.generation, 1)}/{total} [{bar:<20}] {done}/{size} measured  "
+            line = (f"generation {max(job.generation, 1)}/{total} [{bar:<20}] {done - predicted}/{size} measured  "
+                    + (f"{predicted} predicted  " if predicted else "") +
                     f"status {job.status}  frontier {job.candidates.filter(is_pareto=True).count()}")
             if line != last:
                 self.stdout.write(("\r" + line) if tty else line, ending="" if tty else "\n")
@@ -127,8 +133,11 @@ class Command(BaseCommand):
         rows = list(job.candidates.filter(is_pareto=True).select_related("measurement")
                     .order_by("-non_embedding_params"))
         hv = job.hypervolumes[-1]["hypervolume"] if job.hypervolumes else 0.0
-        self.stdout.write(f"search #{job.pk} completed: {job.candidates.count()} candidates, {len(rows)} on the "
-                          f"frontier, hypervolume {hv:.6g}, {job.hardware_seconds:.1f} s of device time")
+        predicted = job.candidates.filter(status=Candidate.Status.PREDICTED).count()
+        self.stdout.write(f"search #{job.pk} completed: {job.candidates.count()} candidates"
+                          + (f" ({predicted} predicted, not measured)" if predicted else "")
+                          + f", {len(rows)} on the frontier, hypervolume {hv:.6g}, {job.hardware_seconds:.1f} s of "
+                          "device time")
         header = f"{'archid':<47} {'layers':>6} {'d_model':>7} {'d_inner':>7} {'heads':>5} {'proxy':>12} " \
                  f"{'latency ms':>10} {'memory MB':>9}"
         self.stdout.write(header)

@@ -51,6 +51,13 @@ const LTS = (() => {
   const significant = new Intl.NumberFormat("en-US", { maximumSignificantDigits: 4 });
   /** 14380.2 -> "14,380"; 0.012345 -> "0.01235" */
   function number(n) { return n == null ? "–" : significant.format(n); }
+  /** A duration in s, m or h, two significant figures ("45 s", "3.2 min", "1.5 h"). */
+  function duration(seconds) {
+    if (seconds == null || !Number.isFinite(seconds)) return "–";
+    if (seconds < 90) return `${seconds.toPrecision(2).replace(/\.0$/, "")} s`;
+    if (seconds < 5400) return `${(seconds / 60).toPrecision(2)} min`;
+    return `${(seconds / 3600).toPrecision(2)} h`;
+  }
   function ms(seconds) { return seconds == null ? "–" : (seconds * 1000).toPrecision(3) + " ms"; }
   function mb(value) { return value == null ? "–" : value.toPrecision(4) + " MB"; }
 
@@ -84,5 +91,5 @@ const LTS = (() => {
     return (...args) => { clearTimeout(timer); timer = setTimeout(() => fn(...args), waitMs); };
   }
 
-  return { api, result, jsonData, csrfToken, int, number, params, ms, mb, el, theme, debounce };
+  return { api, result, jsonData, csrfToken, int, number, params, ms, mb, el, theme, debounce, duration };
 })();

@@ -22,8 +22,14 @@
 
   const COLUMNS = ["id", "archid", "generation", "origin", "n_layer", "d_model", "d_inner", "n_head", "vocab_size",
                    "max_sequence_length", "proxy", "total_params", "latency_s", "memory_mb", "status", "feasible",
-                   "is_pareto"];
+                   "is_pareto", "predicted"];
   const FROM_CONFIG = new Set(["vocab_size", "max_sequence_length"]);
+  // measure "predicted": a predicted candidate's point prediction, drawn as a hollow marker; never a measured value.
+  const predictedValue = (i, column) => {
+    const p = store.cols.predicted[i];
+    const values = p && p[column === "latency_s" ? "latency" : "memory"];
+    return values ? values[0] : NaN;
+  };
   const store = { n: 0, slot: new Map(), cols: {} };
   let after = null; // the revision the next poll starts after
 
@@ -46,6 +52,15 @@
   /** The hover card of a candidate: lines of text (no per-point strings are built for the charts). */
   function describe(i) {
     const c = store.cols;
+    if (c.status[i] === "predicted" && c.predicted[i]) {
+      const p = c.predicted[i];
+      return [c.archid[i],
+              `n_layer ${c.n_layer[i]} · d_model ${c.d_model[i]} · d_inner ${c.d_inner[i]} · n_head ${c.n_head[i]}`,
+              `proxy ${LTS.params(c.proxy[i])} · not measured`,
+              `predicted latency ${LTS.ms(p.latency[0])} (${LTS.ms(p.latency[1])} – ${LTS.ms(p.latency[2])})`,
+              `predicted memory ${LTS.mb(p.memory[0])} (${LTS.mb(p.memory[1])} – ${LTS.mb(p.memory[2])})`,
+              `generation ${c.generation[i]} (${c.origin[i]}) · click to open, measure it there`];
+    }
     return [c.archid[i], `n_layer ${c.n_layer[i]} · d_model ${c.d_model[i]} · d_inner ${c.d_inner[i]} · n_head ${c.n_head[i]}`,
             `vocab ${c.vocab_size[i]} · context ${c.max_sequence_length[i]}`,
             `proxy ${LTS.params(c.proxy[i])} · ${LTS.ms(c.latency_s[i])} · ${LTS.mb(c.memory_mb[i])}`,
@@ -53,20 +68,28 @@
             `${c.feasible[i] === false ? " · infeasible" : ""}`];
   }
 
-  /** Slots of the measured candidates in three groups: Pareto, feasible, infeasible. */
+  /** Slots of the measured candidates in three groups: Pareto, feasible, infeasible; and the predicted ones. */
   function groups() {
     const c = store.cols;
-    const counts = [0, 0, 0];
+    const counts = [0, 0, 0, 0];
     const group = new Int8Array(store.n).fill(-1);
     for (let i = 0; i < store.n; i++) {
-      if (c.status[i] !== "measured" || c.latency_s[i] == null || c.memory_mb[i] == null) continue;
-      group[i] = c.is_pareto[i] ? 0 : c.feasible[i] === false ? 2 : 1;
+      if (c.status[i] === "predicted" && c.predicted[i]) group[i] = 3;
+      else if (c.status[i] !== "measured" || c.latency_s[i] == null || c.memory_mb[i] == null) continue;
+      else group[i] = c.is_pareto[i] ? 0 : c.feasible[i] === false ? 2 : 1;
       counts[group[i]]++;
     }
     const slots = counts.map((k) => new Int32Array(k));
-    const fill = [0, 0, 0];
+    const fill = [0, 0, 0, 0];
     for (let i = 0; i < store.n; i++) if (group[i] >= 0) slots[group[i]][fill[group[i]]++] = i;
-    return { pareto: slots[0], feasible: slots[1], infeasible: slots[2] };
+    return { pareto: slots[0], feasible: slots[1], infeasible: slots[2], predicted: slots[3] };
+  }
+
+  /** Values of a predicted objective column for ``slots`` (their point predictions). */
+  function gatherPredicted(slots, column, scale = 1) {
+    const out = new Float64Array(slots.length);
+    for (let k = 0; k < slots.length; k++) out[k] = predictedValue(slots[k], column) * scale;
+    return out;
   }
 
   function gather(slots, values, scale = 1) {
@@ -136,8 +159,12 @@
                   size: three ? 5 : 10, symbol: "diamond", line: { color: t.fg, width: 1 }, showscale: !three,
                   colorbar: { title: { text: "generation" }, thickness: 10, len: 0.8, outlinewidth: 0,
                               tickfont: { color: t.muted }, dtick: job.generation <= 12 ? 1 : undefined } } },
+      // Last of the set: the traces before it keep their indexes (a search that predicts nothing draws it empty).
+      { type, mode: "markers", name: "predicted, not measured", hoverinfo: "none", ...coords(g.predicted, true),
+        marker: { color: t.muted, symbol: "circle-open", size, opacity: 0.8 } },
     ];
-    return { data, targets: [{ slots: feasible }, { slots: g.infeasible }, { slots: g.pareto }] };
+    const targets = [{ slots: feasible }, { slots: g.infeasible }, { slots: g.pareto }, { slots: g.predicted }];
+    return { data, targets };
   }
 
   function tracesFrontier(g) {
@@ -146,7 +173,9 @@
     const data = [];
     const targets = [];
     PANELS.forEach((panel, p) => {
-      const set = traceSet(g, (slots) => ({ x: gather(slots, c.proxy), y: gather(slots, c[panel.y], panel.scale) }));
+      const set = traceSet(g, (slots, predicted = false) => ({
+        x: gather(slots, c.proxy),
+        y: predicted ? gatherPredicted(slots, panel.y, panel.scale) : gather(slots, c[panel.y], panel.scale) }));
       const rows = compare && compare.frontiers[panel.compareKey];
       if (rows) {
         const sorted = [...rows].sort((a, b) => a.proxy - b.proxy);
@@ -185,8 +214,10 @@
 
   function traces3d(g) {
     const c = store.cols;
-    const set = traceSet(g, (slots) => ({ x: gather(slots, c.proxy), y: gather(slots, c.latency_s, 1000),
-                                           z: gather(slots, c.memory_mb) }), { three: true });
+    const set = traceSet(g, (slots, predicted = false) => ({
+      x: gather(slots, c.proxy),
+      y: predicted ? gatherPredicted(slots, "latency_s", 1000) : gather(slots, c.latency_s, 1000),
+      z: predicted ? gatherPredicted(slots, "memory_mb") : gather(slots, c.memory_mb) }), { three: true });
     const rows = compare && compare.frontiers.all;
     if (rows) {
       const t = LTS.theme();
@@ -259,7 +290,7 @@
     ? window.requestIdleCallback(() => resolve(), { timeout: 500 }) : setTimeout(resolve, 50)));
   let firstDrawn = false;
 
-  const shownCount = (g) => g.pareto.length + g.feasible.length + g.infeasible.length;
+  const shownCount = (g) => g.pareto.length + g.feasible.length + g.infeasible.length;  // measured ones
 
   async function draw(key, g) {
     const chart = charts[key];
@@ -307,6 +338,7 @@
     const status = document.getElementById("chart-status");
     if (status) {
       status.textContent = `${LTS.int(shown)} measured of ${LTS.int(store.n)} candidates · ` +
+        (g.predicted.length ? `${LTS.int(g.predicted.length)} predicted (hollow) · ` : "") +
         `${LTS.int(g.pareto.length)} on the frontier`;
     }
     renderTable();
@@ -515,6 +547,17 @@
   // ---- the job's state and actions ---------------------------------------------------------------------------------
 
   const ACTIVE = ["queued", "running", "waiting-for-device"];
+
+  /** "12/40 measured"; measure "predicted": "measured N of M proposed, hardware time saved ~T", T the predicted
+   *  candidates times the job's mean device time per measurement (views._progress says the same on first load). */
+  function measuredText(state, counts) {
+    if ((state.spec.measure || "all") !== "predicted") return `${counts.measured}/${counts.candidates} measured`;
+    const text = `measured ${counts.measured} of ${counts.candidates} proposed`;
+    if (!counts.predicted || !counts.hardware_measured) return text;
+    const saved = (counts.predicted * state.hardware_seconds) / counts.hardware_measured;
+    return `${text}, hardware time saved ~${LTS.duration(saved)}`;
+  }
+
   function showJob(next) {
     job = next;
     const badge = document.getElementById("job-status");
@@ -525,7 +568,7 @@
     const budget = job.spec.budget.generations;
     const percent = job.status === "completed" ? 100 : Math.min(100, Math.round((100 * h.length) / Math.max(budget, 1)));
     document.getElementById("progress-bar").style.width = `${percent}%`;
-    const parts = [`generation ${h.length}/${budget}`, `${counts.measured}/${counts.candidates} measured`];
+    const parts = [`generation ${h.length}/${budget}`, measuredText(job, counts)];
     if (counts.measuring) parts.push(`${counts.measuring} measuring`);
     if (counts.failed) parts.push(`${counts.failed} failed`);
     parts.push(`frontier ${counts.pareto}`);
