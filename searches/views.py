@@ -25,6 +25,7 @@ from models_zoo.proxy_checks.views import proxy_checks_of
 from searches.api import queue_lengths, with_related
 from searches.core.cost_model import MIN_OBSERVATIONS
 from searches.core.evolution import SearchParams
+from searches.core.policy import EXPLORATION_DEFAULT
 from searches.core.profiling import BACKENDS, DEVICES, DTYPES, MODES, ProfileSettings
 from searches.core.space import PRESETS
 from searches.models import Candidate, Device, Measurement, SearchJob
@@ -168,8 +169,11 @@ def new_search(request: HttpRequest) -> HttpResponse:
             _field("budget.max_candidates", "max candidates", placeholder="no limit"),
             _field("budget.max_hardware_seconds", "max hardware seconds", kind="float", placeholder="no limit"),
         ],
-        "param_fields": [_field(f"params.{n}", n.replace("_", " "), defaults[n],
-                                kind="float" if isinstance(defaults[n], float) else "int") for n in PARAM_FIELDS],
+        "param_fields": [*(_field(f"params.{n}", n.replace("_", " "), defaults[n],
+                                  kind="float" if isinstance(defaults[n], float) else "int") for n in PARAM_FIELDS),
+                         _field("params.exploration", "exploration share", EXPLORATION_DEFAULT, kind="float",
+                                hint="with measure: predicted, the share of the other candidates measured anyway "
+                                     "(seeded), 0 to 1")],
     })
 
 

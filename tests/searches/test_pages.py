@@ -262,8 +262,9 @@ API_ERROR_KEYS = ["name", "team", "preset", "space", "space.n_layer", "space.d_m
                   "profiling.rel_tolerance", "profiling.min_repeats", "profiling.max_repeats",
                   "profiling.max_seconds", "profiling.host_tolerance", "profiling.host_wait_s", "algorithm", "params", "params.init_population",
                   "params.mutations_per_parent", "params.num_crossovers", "params.num_random_mix",
-                  "params.max_unseen", "params.mutation_prob", "budget", "budget.generations",
-                  "budget.max_candidates", "budget.max_hardware_seconds", "seed", "non_field_errors"]
+                  "params.max_unseen", "params.mutation_prob", "params.exploration", "measure", "budget",
+                  "budget.generations", "budget.max_candidates", "budget.max_hardware_seconds", "seed",
+                  "non_field_errors"]
 
 
 def test_new_search_form_has_an_error_place_for_every_api_field(client, actors, device):
@@ -274,6 +275,8 @@ def test_new_search_form_has_an_error_place_for_every_api_field(client, actors, 
     for key in API_ERROR_KEYS:
         if "." in key:
             assert f'name="{key}"' in page, key
+    assert re.search(r'<select id="f-measure" name="measure" data-kind="text"><option value="all">[^<]*</option>'
+                     r'<option value="predicted">', page)  # "all" first: the default
     assert 'value="edge-1" checked' in page and "Test CPU" in page  # the online device is preselected
     assert '"name": "gpt2-lts"' in page and '"name": "tiny"' in page  # presets with their space for the editor
     assert 'data-create-url="/api/v1/searches/"' in page and 'data-preview-url="/api/v1/spaces/preview/"' in page
