@@ -1,0 +1,260 @@
+"""A whole search end to end, `measure: all` against `measure: predicted`, on real workers and real profiling.
+
+    .venv/bin/python bench/search_e2e.py --preset gpt2-lts --generations 10 --seed 1     # the issue's run (~1.5 h)
+    .venv/bin/python bench/search_e2e.py --preset tiny --generations 3 --seq-len 256      # a quick look (~2 min)
+
+Each arm runs on a device of its own (`bench-all`, `bench-predicted`), so both start from a cold measurement cache and
+the second cannot reuse the first's measurements; the arms run one after the other on this machine (SQLite and an
+embedded Redis unless DATABASE_URL / REDIS_URL are set). Reported per arm: wall time, measurements, hardware seconds,
+the hypervolume of each generation from measured candidates only against one reference point shared by both arms,
+and the final frontier size; for the cost models, the held-out MAPE, Spearman and 90%-interval coverage of a model
+fit on the first 25, 50 and 100 measurements of arm `all` (in the order they finished), tested on the rest; and the
+peak resident memory of every process of the stack.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.common import machine, stop  # noqa: E402
+
+ARMS = ("all", "predicted")
+
+
+def _setup_django(env: dict[str, str]) -> None:
+    os.environ.update(env)
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "lts_web.settings")
+    import django
+
+    django.setup()
+
+
+class _PeakMemory:
+    """The peak resident memory of each process of the stack, sampled every 0.5 s and grouped by role (this process;
+    each worker's main process; its pool and profiling children): a process's own high-water mark (VmHWM)."""
+
+    def __init__(self, roots: dict[str, subprocess.Popen]):
+        self.roots, self.peaks, self._stop = roots, {}, threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> _PeakMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._sample()
+
+    @staticmethod
+    def _hwm(proc) -> int:
+        try:
+            line = next(x for x in Path(f"/proc/{proc.pid}/status").read_text().splitlines() if x.startswith("VmHWM:"))
+            return int(line.split()[1]) * 1024
+        except (OSError, StopIteration):
+            return proc.memory_info().rss
+
+    def _sample(self) -> None:
+        import psutil
+
+        procs = [("benchmark process (orchestration reads)", psutil.Process())]
+        for label, root in self.roots.items():
+            try:
+                parent = psutil.Process(root.pid)
+                procs += [(f"{label}: main", parent)]
+                procs += [(f"{label}: children (pool, profiling)", c) for c in parent.children(recursive=True)]
+            except psutil.NoSuchProcess:
+                continue
+        for role, proc in procs:
+            try:
+                peak = self._hwm(proc)
+            except (psutil.NoSuchProcess, psutil.AccessDenied):
+                continue
+            self.peaks[role] = max(self.peaks.get(role, 0), peak)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.5):
+            self._sample()
+
+
+def _start_workers(device: str) -> dict[str, subprocess.Popen]:
+    celery = [sys.executable, "-m", "celery", "-A", "lts_web", "worker", "-l", "WARNING", "--without-gossip",
+              "--without-mingle"]
+    env = {**os.environ, "LTS_DEVICE": device}
+    return {"control worker": subprocess.Popen([*celery, "-Q", "control", "-n", f"control-{device}@%h"], cwd=ROOT,
+                                               env=env, start_new_session=True),
+            "profiling worker": subprocess.Popen([*celery, "-Q", f"profile.{device}", "-n", f"profile-{device}@%h",
+                                                  "--concurrency", "1"], cwd=ROOT, env=env, start_new_session=True)}
+
+
+def _run_arm(arm: str, args, user, team) -> dict:
+    from searches import services
+    from searches.models import Device, Measurement, SearchJob
+    from searches.specs import normalize_spec
+    from workers.tasks import ping
+
+    device = f"bench-{arm}"
+    procs = _start_workers(device)
+    try:
+        with _PeakMemory(procs) as memory:
+            while not Device.objects.filter(name=device).exists():
+                time.sleep(0.2)
+            ping.delay().get(timeout=300)  # the control worker is up: its start-up is not the search's
+            spec = normalize_spec({
+                "preset": args.preset, "device": device, "measure": arm, "seed": args.seed,
+                "budget": {"generations": args.generations},
+                "profiling": {"batch_size": args.batch_size, "seq_len": args.seq_len, "threads": args.threads,
+                              "host_wait_s": args.host_wait},
+            })
+            job = services.do_create_search(owner=user, team=team, name=f"e2e {arm}", spec=spec)
+            started = time.monotonic()
+            while job.status not in SearchJob.FINISHED:
+                time.sleep(1.0)
+                job.refresh_from_db()
+                print(f"\r{arm}: generation {job.generation}/{args.generations} {job.counts} ", end="", flush=True)
+            wall = time.monotonic() - started
+            print()
+    finally:
+        for p in procs.values():
+            stop(p)
+    measured = list(Measurement.objects.filter(device__name=device, status="done").order_by("finished_at", "id"))
+    return {"arm": arm, "job": job, "wall_s": wall, "measurements": measured,
+            "hardware_s": sum(m.wall_s or 0.0 for m in measured), "peaks": memory.peaks}
+
+
+def _hypervolumes(result: dict, ref: list[float]) -> list[float]:
+    """Hypervolume after each generation, from the candidates measured by then (measured only), against ``ref``."""
+    from searches.core.pareto import OBJECTIVES, hypervolume
+
+    job = result["job"]
+    names = job.objectives
+    rows = [c for c in job.candidates.select_related("measurement") if c.status == "measured" and c.feasible]
+    out = []
+    for generation in range(job.generation):
+        points = [[_value(c, n) for n in names] for c in rows if c.generation <= generation]
+        out.append(hypervolume(points, ref, [OBJECTIVES[n] for n in names]) if points else 0.0)
+    return out
+
+
+def _value(candidate, name: str) -> float:
+    m = candidate.measurement
+    return {"proxy": float(candidate.non_embedding_params), "latency": m.latency_median_s,
+            "memory": m.peak_memory_mb}[name]
+
+
+def _cost_model_rows(measurements, settings) -> list[str]:
+    from searches.core.arch import Architecture
+    from searches.core.cost_model import NotEnoughData, Observation, fit_cost_model, heldout_report
+
+    observations = [Observation(Architecture.from_dict(m.config), m.latency_median_s, m.peak_memory_mb)
+                    for m in measurements]
+    lines = []
+    for n in (25, 50, 100):
+        if len(observations) < n + 10:
+            lines.append(f"| {n} | too few measurements in arm all ({len(observations)}) | | | | | |")
+            continue
+        try:
+            model = fit_cost_model(settings, observations[:n])
+        except NotEnoughData as exc:
+            lines.append(f"| {n} | {exc} | | | | | |")
+            continue
+        report = heldout_report(model, observations[n:])
+        lat, mem = report["latency"], report["memory"]
+        lines.append(f"| {n} | {lat['n']} | {lat['mape']:.1%} | {lat['spearman']:.3f} | {lat['coverage']:.0%} | "
+                     f"{mem['mape']:.2%} | {mem['spearman']:.3f} | {mem['coverage']:.0%} |")
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--preset", default="gpt2-lts", choices=("gpt2-lts", "tiny"))
+    parser.add_argument("--generations", type=int, default=10)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--batch-size", type=int, default=1)
+    parser.add_argument("--seq-len", type=int, default=1024)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--host-wait", type=float, default=20.0, help="profiling.host_wait_s (0: no host check)")
+    parser.add_argument("--arms", default=",".join(ARMS), help="which arms, in order (all,predicted)")
+    args = parser.parse_args()
+    arms = [a for a in args.arms.split(",") if a]
+    if not set(arms) <= set(ARMS):
+        parser.error(f"--arms takes {', '.join(ARMS)}")
+
+    var = tempfile.mkdtemp(prefix="lts-bench-e2e-")
+    from workers.embedded_redis import EmbeddedRedis
+
+    redis = None
+    if not os.environ.get("REDIS_URL"):
+        redis = EmbeddedRedis().start()
+        os.environ["REDIS_URL"] = redis.url
+    _setup_django({"DEBUG": "1", "LTS_VAR_DIR": var, "LOG_LEVEL": "WARNING"})
+    from django.contrib.auth import get_user_model
+    from django.core.management import call_command
+
+    from lts_web.services import do_create_team
+    from searches.core.pareto import OBJECTIVES
+    from searches.specs import profile_settings
+
+    call_command("migrate", verbosity=0)
+    user = get_user_model().objects.create_user("bench")
+    team = do_create_team("bench", user)
+    started_at = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    try:
+        results = [_run_arm(arm, args, user, team) for arm in arms]
+    finally:
+        if redis:
+            redis.stop()
+
+    names = results[0]["job"].objectives
+    # One reference point for both arms: 0 parameters, 1.1x the worst latency and memory any arm measured.
+    ref = []
+    for n in names:
+        values = [_value(c, n) for r in results for c in r["job"].candidates.select_related("measurement")
+                  if c.status == "measured"]
+        ref.append(0.0 if OBJECTIVES[n] == "maximize" else max(values) * 1.1)
+    print(f"\n{args.preset}, {args.generations} generations, seed {args.seed}, batch {args.batch_size}, sequence "
+          f"{args.seq_len}, {args.threads} thread(s), host wait {args.host_wait} s; started {started_at}; "
+          f"machine: {machine()}")
+    print(f"reference point: {dict(zip(names, ref))}\n")
+    print("| arm | wall s | proposed | measured | hardware s | final hypervolume | frontier |")
+    print("|---|---|---|---|---|---|---|")
+    hvs = {}
+    for r in results:
+        job = r["job"]
+        hvs[r["arm"]] = _hypervolumes(r, ref)
+        frontier = job.candidates.filter(is_pareto=True).count()
+        print(f"| {r['arm']} | {r['wall_s']:.0f} | {job.candidates.count()} | {len(r['measurements'])} | "
+              f"{r['hardware_s']:.0f} | {hvs[r['arm']][-1]:.6g} | {frontier} |")
+    if len(results) == 2:
+        a, b = results
+        print(f"\npredicted / all: hypervolume {hvs['predicted'][-1] / hvs['all'][-1]:.4f}, measurements "
+              f"{len(b['measurements']) / len(a['measurements']):.1%}, wall {b['wall_s'] / a['wall_s']:.1%}, "
+              f"hardware {b['hardware_s'] / max(a['hardware_s'], 1e-9):.1%}")
+    print("\nHypervolume per generation (measured candidates only):")
+    print("| generation | " + " | ".join(hvs) + " |\n|---|" + "---|" * len(hvs))
+    for g in range(max(len(v) for v in hvs.values())):
+        print(f"| {g} | " + " | ".join(f"{v[g]:.6g}" if g < len(v) else "" for v in hvs.values()) + " |")
+    if results[0]["arm"] == "all":
+        settings = profile_settings(results[0]["job"].spec)
+        print("\nCost models fit on the first n measurements of arm all, tested on the rest (held out):")
+        print("| n | held out | latency MAPE | latency Spearman | latency 90% coverage | memory MAPE | "
+              "memory Spearman | memory 90% coverage |\n|---|---|---|---|---|---|---|---|")
+        print("\n".join(_cost_model_rows(results[0]["measurements"], settings)))
+    print("\nPeak resident memory of each process (MB; children: the largest of them):")
+    print("| arm | process | peak MB |\n|---|---|---|")
+    for r in results:
+        for role, peak in sorted(r["peaks"].items(), key=lambda kv: -kv[1]):
+            print(f"| {r['arm']} | {role} | {peak / 2**20:.0f} |")
+
+
+if __name__ == "__main__":
+    main()
