@@ -43,7 +43,7 @@ class _PeakMemory:
     each worker's main process; its pool and profiling children): a process's own high-water mark (VmHWM)."""
 
     def __init__(self, roots: dict[str, subprocess.Popen]):
-        self.roots, self.peaks, self._stop = roots, {}, threading.Event()
+        self.roots, self.peaks, self.errors, self._stop = roots, {}, [], threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def __enter__(self) -> _PeakMemory:
@@ -77,13 +77,16 @@ class _PeakMemory:
         for role, proc in procs:
             try:
                 peak = self._hwm(proc)
-            except (psutil.NoSuchProcess, psutil.AccessDenied):
+            except (psutil.Error, OSError):  # a profiling child that ended meanwhile
                 continue
             self.peaks[role] = max(self.peaks.get(role, 0), peak)
 
     def _run(self) -> None:
         while not self._stop.wait(0.5):
-            self._sample()
+            try:
+                self._sample()
+            except Exception as exc:  # noqa: BLE001  (a sampler that dies silently reports only what it saw first)
+                self.errors.append(repr(exc))
 
 
 def _start_workers(device: str) -> dict[str, subprocess.Popen]:
@@ -128,7 +131,8 @@ def _run_arm(arm: str, args, user, team) -> dict:
             stop(p)
     measured = list(Measurement.objects.filter(device__name=device, status="done").order_by("finished_at", "id"))
     return {"arm": arm, "job": job, "wall_s": wall, "measurements": measured,
-            "hardware_s": sum(m.wall_s or 0.0 for m in measured), "peaks": memory.peaks}
+            "hardware_s": sum(m.wall_s or 0.0 for m in measured), "peaks": memory.peaks,
+            "sampler_errors": memory.errors}
 
 
 def _hypervolumes(result: dict, ref: list[float]) -> list[float]:
@@ -254,6 +258,8 @@ def main() -> None:
     for r in results:
         for role, peak in sorted(r["peaks"].items(), key=lambda kv: -kv[1]):
             print(f"| {r['arm']} | {role} | {peak / 2**20:.0f} |")
+        if r["sampler_errors"]:
+            print(f"({r['arm']}: {len(r['sampler_errors'])} failed samples, first: {r['sampler_errors'][0]})")
 
 
 if __name__ == "__main__":
