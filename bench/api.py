@@ -32,19 +32,12 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import free_port, fresh_postgres, machine, start_gunicorn, stop  # noqa: E402
+from bench.common import free_port, fresh_postgres, machine, setup_django, start_gunicorn, stop  # noqa: E402
 
 
 
 
 
-
-def _setup_django(env: dict[str, str]) -> None:
-    os.environ.update(env)
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "lts_web.settings")
-    import django
-
-    django.setup()
 
 
 # ---- http -----------------------------------------------------------------------------------------------------------
@@ -149,7 +142,7 @@ def bench_http(args) -> None:
         os.environ["REDIS_URL"] = redis.url
     env = {"DATABASE_URL": db_url, "DEBUG": "0", "SECRET_KEY": "bench-" + "k7x" * 20, "SECURE_SSL_REDIRECT": "0",
            "ALLOWED_HOSTS": "127.0.0.1", "LTS_VAR_DIR": var, "LOG_LEVEL": "WARNING"}
-    _setup_django(env)
+    setup_django(env)
     t0 = time.monotonic()
     job_id, token, revision = _seed(args.candidates)
     print(f"seeded {args.candidates:,} candidates in {time.monotonic() - t0:.1f} s", flush=True)
@@ -291,7 +284,7 @@ def bench_where(args) -> None:
         os.environ["REDIS_URL"] = redis.url
     env = {"DATABASE_URL": db_url, "DEBUG": "0", "SECRET_KEY": "bench-" + "k7x" * 20, "LTS_LOCAL_HTTP": "1",
            "ALLOWED_HOSTS": "127.0.0.1", "LTS_VAR_DIR": tempfile.mkdtemp(prefix="lts-bench-"), "LOG_LEVEL": "WARNING"}
-    _setup_django(env)
+    setup_django(env)
     try:
         job_id, token, revision = _seed(args.candidates)
         from django.db import connection
@@ -385,7 +378,7 @@ def bench_orchestration(args) -> None:
         redis = EmbeddedRedis().start()
         os.environ["REDIS_URL"] = redis.url
     env = {"DEBUG": "1", "LTS_VAR_DIR": var, "LTS_DEVICE": "bench-local", "LOG_LEVEL": "WARNING"}
-    _setup_django(env)
+    setup_django(env)
     from django.contrib.auth import get_user_model
     from django.core.management import call_command
 

@@ -119,3 +119,12 @@ def wait_quiet(below: float, max_wait_s: float, *, fast_host: float | None = Non
         if fast_host is None or host_probe_ms() <= min(HOST_PROBES) * (1 + fast_host):
             break
     return time.monotonic() - start
+
+
+def setup_django(env: dict[str, str]) -> None:
+    """Django for a bench script that reads and writes the database in-process, with ``env`` added to os.environ."""
+    os.environ.update(env)
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "lts_web.settings")
+    import django
+
+    django.setup()

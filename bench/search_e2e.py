@@ -25,17 +25,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import machine, stop  # noqa: E402
+from bench.common import machine, setup_django, stop  # noqa: E402
 
 ARMS = ("all", "predicted")
 
-
-def _setup_django(env: dict[str, str]) -> None:
-    os.environ.update(env)
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "lts_web.settings")
-    import django
-
-    django.setup()
 
 
 class _PeakMemory:
@@ -200,7 +193,7 @@ def main() -> None:
     if not os.environ.get("REDIS_URL"):
         redis = EmbeddedRedis().start()
         os.environ["REDIS_URL"] = redis.url
-    _setup_django({"DEBUG": "1", "LTS_VAR_DIR": var, "LOG_LEVEL": "WARNING"})
+    setup_django({"DEBUG": "1", "LTS_VAR_DIR": var, "LOG_LEVEL": "WARNING"})
     from django.contrib.auth import get_user_model
     from django.core.management import call_command
 

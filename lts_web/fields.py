@@ -6,11 +6,12 @@ from typing import Any
 
 from rest_framework import serializers
 
-__all__ = ["MAX_ID", "IdField", "id_argument"]
-
 # Primary keys are BigAutoFields (settings.DEFAULT_AUTO_FIELD): a larger number cannot name a row, and looking it up
-# overflows the database driver (SQLite: OverflowError; PostgreSQL: "bigint out of range"), a 500.
-MAX_ID = 2**63 - 1
+# overflows the database driver (SQLite: OverflowError; PostgreSQL: "bigint out of range"), a 500. The same bound as
+# ids in query strings.
+from lts_web.params import MAX_ID
+
+__all__ = ["MAX_ID", "IdField", "id_argument"]
 
 
 class IdField(serializers.IntegerField):
