@@ -27,7 +27,8 @@ sys.path.insert(0, str(ROOT))
 
 from bench.common import machine, setup_django, stop  # noqa: E402
 
-ARMS = ("all", "predicted")
+# The arm's name: its spec's measure policy and algorithm.
+ARMS = {"all": ("all", "evolution"), "predicted": ("predicted", "evolution"), "scored": ("predicted", "scored")}
 
 
 
@@ -106,19 +107,24 @@ def _run_arm(arm: str, args, user, team) -> dict:
                 time.sleep(0.2)
             ping.delay().get(timeout=300)  # the control worker is up: its start-up is not the search's
             spec = normalize_spec({
-                "preset": args.preset, "device": device, "measure": arm, "seed": args.seed,
+                "preset": args.preset, "device": device, "measure": ARMS[arm][0], "algorithm": ARMS[arm][1],
+                "seed": args.seed,
                 "budget": {"generations": args.generations},
                 "profiling": {"batch_size": args.batch_size, "seq_len": args.seq_len, "threads": args.threads,
                               "host_wait_s": args.host_wait},
             })
             job = services.do_create_search(owner=user, team=team, name=f"e2e {arm}", spec=spec)
             started = time.monotonic()
+            shown = None
             while job.status not in SearchJob.FINISHED:
                 time.sleep(1.0)
                 job.refresh_from_db()
-                print(f"\r{arm}: generation {job.generation}/{args.generations} {job.counts} ", end="", flush=True)
+                if job.generation != shown:  # a line a generation (a log file, not a terminal)
+                    shown = job.generation
+                    print(f"{time.monotonic() - started:7.0f} s {arm}: generation {job.generation}/{args.generations} "
+                          f"{job.counts}", flush=True)
             wall = time.monotonic() - started
-            print()
+            print(f"\n{arm}: {job.status} in {wall:.0f} s, {job.counts}", flush=True)
     finally:
         for p in procs.values():
             stop(p)
@@ -180,7 +186,8 @@ def main() -> None:
     parser.add_argument("--seq-len", type=int, default=1024)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--host-wait", type=float, default=20.0, help="profiling.host_wait_s (0: no host check)")
-    parser.add_argument("--arms", default=",".join(ARMS), help="which arms, in order (all,predicted)")
+    parser.add_argument("--arms", default="all,predicted",
+                        help=f"which arms, in order, of {', '.join(ARMS)} (all,predicted by default)")
     args = parser.parse_args()
     arms = [a for a in args.arms.split(",") if a]
     if not set(arms) <= set(ARMS):
@@ -198,18 +205,28 @@ def main() -> None:
     from django.core.management import call_command
 
     from lts_web.services import do_create_team
-    from searches.core.pareto import OBJECTIVES
-    from searches.specs import profile_settings
 
     call_command("migrate", verbosity=0)
     user = get_user_model().objects.create_user("bench")
     team = do_create_team("bench", user)
     started_at = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    results = []
     try:
-        results = [_run_arm(arm, args, user, team) for arm in arms]
+        for arm in arms:
+            results.append(_run_arm(arm, args, user, team))
+            if len(results) < len(arms):  # a long run stopped in a later arm still leaves the report of these
+                print(f"\n==== report after {len(results)} of {len(arms)} arms ====")
+                _report(results, args, started_at)
     finally:
         if redis:
             redis.stop()
+    print("\n==== report ====")
+    _report(results, args, started_at)
+
+
+def _report(results: list[dict], args, started_at: str) -> None:
+    from searches.core.pareto import OBJECTIVES
+    from searches.specs import profile_settings
 
     names = results[0]["job"].objectives
     # One reference point for both arms: 0 parameters, 1.1x the worst latency and memory any arm measured.
@@ -231,21 +248,23 @@ def main() -> None:
         frontier = job.candidates.filter(is_pareto=True).count()
         print(f"| {r['arm']} | {r['wall_s']:.0f} | {job.candidates.count()} | {len(r['measurements'])} | "
               f"{r['hardware_s']:.0f} | {hvs[r['arm']][-1]:.6g} | {frontier} |")
-    if len(results) == 2:
-        a, b = results
-        print(f"\npredicted / all: hypervolume {hvs['predicted'][-1] / hvs['all'][-1]:.4f}, measurements "
-              f"{len(b['measurements']) / len(a['measurements']):.1%}, wall {b['wall_s'] / a['wall_s']:.1%}, "
-              f"hardware {b['hardware_s'] / max(a['hardware_s'], 1e-9):.1%}")
+    base = next((r for r in results if r["arm"] == "all"), None)
+    for b in results:
+        if base is None or b is base:
+            continue
+        print(f"\n{b['arm']} / all: hypervolume {hvs[b['arm']][-1] / hvs['all'][-1]:.4f}, measurements "
+              f"{len(b['measurements']) / len(base['measurements']):.1%}, wall {b['wall_s'] / base['wall_s']:.1%}, "
+              f"hardware {b['hardware_s'] / max(base['hardware_s'], 1e-9):.1%}")
     print("\nHypervolume per generation (measured candidates only):")
     print("| generation | " + " | ".join(hvs) + " |\n|---|" + "---|" * len(hvs))
     for g in range(max(len(v) for v in hvs.values())):
         print(f"| {g} | " + " | ".join(f"{v[g]:.6g}" if g < len(v) else "" for v in hvs.values()) + " |")
-    if results[0]["arm"] == "all":
-        settings = profile_settings(results[0]["job"].spec)
+    if base is not None:
+        settings = profile_settings(base["job"].spec)
         print("\nCost models fit on the first n measurements of arm all, tested on the rest (held out):")
         print("| n | held out | latency MAPE | latency Spearman | latency 90% coverage | memory MAPE | "
               "memory Spearman | memory 90% coverage |\n|---|---|---|---|---|---|---|---|")
-        print("\n".join(_cost_model_rows(results[0]["measurements"], settings)))
+        print("\n".join(_cost_model_rows(base["measurements"], settings)))
     print("\nPeak resident memory of each process (MB; children: the largest of them):")
     print("| arm | process | peak MB |\n|---|---|---|")
     for r in results:

@@ -9,18 +9,22 @@ from typing import Any, Mapping
 from searches.core.arch import ConfigError
 from searches.core.evolution import SearchParams, propose_generation, propose_random
 from searches.core.pareto import OBJECTIVES, Constraints
-from searches.core.policy import EXPLORATION_DEFAULT, EXPLORATION_LIMITS
+from searches.core.policy import (BATCH_DEFAULT, BATCH_LIMITS, EXPLORATION_DEFAULT, EXPLORATION_LIMITS, MIN_GAIN_DEFAULT,
+                                   MIN_GAIN_LIMITS, SCORE_SPACE_LIMIT)
 from searches.core.profiling import ProfileSettings
 from searches.core.space import PRESETS, SearchSpace, get_space
 
 __all__ = ["ALGORITHMS", "BUDGET_LIMITS", "MEASURE_POLICIES", "SpecError", "exploration", "measure_policy",
-           "normalize_spec", "profile_settings", "proposer", "search_params", "space_of"]
+           "normalize_spec", "profile_settings", "proposer", "scoring_params", "search_params", "space_of"]
 
-ALGORITHMS = {"evolution": propose_generation, "random": propose_random}
+# "scored" has no proposer: each round the service predicts every architecture of the space and measures those that
+# add most hypervolume (searches.core.policy.score_space); it needs measure "predicted" and a space of at most
+# SCORE_SPACE_LIMIT architectures.
+ALGORITHMS = {"evolution": propose_generation, "random": propose_random, "scored": None}
 _PARAM_KEYS = ("init_population", "mutations_per_parent", "num_crossovers", "num_random_mix", "max_unseen",
                "mutation_prob")
 # The policy's parameter, kept in "params" beside the evolution's (which go to SearchParams).
-_POLICY_PARAM_KEYS = ("exploration",)
+_POLICY_PARAM_KEYS = ("exploration", "batch", "min_gain")
 _TOP_KEYS = {"preset", "space", "objectives", "constraints", "device", "profiling", "algorithm", "params", "seed",
              "budget", "measure"}
 # "all": measure every candidate (the default). "predicted": measure those the cost model cannot rule out
@@ -100,6 +104,9 @@ def normalize_spec(data: Mapping[str, Any]) -> dict[str, Any]:
     algorithm = data.get("algorithm", "evolution")
     if not isinstance(algorithm, str) or algorithm not in ALGORITHMS:
         errors["algorithm"] = f"must be one of {', '.join(ALGORITHMS)}"
+    elif algorithm == "scored" and space is not None and space.size > SCORE_SPACE_LIMIT:
+        errors["algorithm"] = (f"\"scored\" predicts the whole space each round: at most {SCORE_SPACE_LIMIT:,} "
+                               f"architectures, this space has {space.size:,} (use \"evolution\")")
     spec["algorithm"] = algorithm
 
     params = data.get("params") or {}
@@ -114,11 +121,21 @@ def normalize_spec(data: Mapping[str, Any]) -> dict[str, Any]:
         errors["measure"] = f"must be one of {', '.join(MEASURE_POLICIES)}"
     elif measure == "predicted" and not hardware:
         errors["measure"] = "\"predicted\" needs latency or memory among the objectives (nothing else is measured)"
+    if algorithm == "scored" and measure != "predicted" and "measure" not in errors:
+        errors["algorithm"] = "\"scored\" measures only what the cost model picks: it needs measure \"predicted\""
     spec["measure"] = measure
     share = params.get("exploration", EXPLORATION_DEFAULT)
     low, high = EXPLORATION_LIMITS
     if isinstance(share, bool) or not isinstance(share, (int, float)) or not low <= share <= high:
         errors["params.exploration"] = f"must be a number in [{low}, {high}], got {share!r}"
+    batch = params.get("batch", BATCH_DEFAULT)
+    low, high = BATCH_LIMITS
+    if isinstance(batch, bool) or not isinstance(batch, int) or not low <= batch <= high:
+        errors["params.batch"] = f"must be an integer in [{low}, {high:,}], got {batch!r}"
+    min_gain = params.get("min_gain", MIN_GAIN_DEFAULT)
+    low, high = MIN_GAIN_LIMITS
+    if isinstance(min_gain, bool) or not isinstance(min_gain, (int, float)) or not low <= min_gain <= high:
+        errors["params.min_gain"] = f"must be a number in [{low}, {high}], got {min_gain!r}"
 
     budget = {**_BUDGET_DEFAULTS, **(data.get("budget") or {})} if isinstance(data.get("budget") or {}, Mapping) else None
     if budget is None:
@@ -146,7 +163,8 @@ def normalize_spec(data: Mapping[str, Any]) -> dict[str, Any]:
         })
         if whole and space is not None and not any(k.startswith("space") for k in errors):
             core.check_space(space)
-        spec["params"] = {**{k: getattr(core, k) for k in _PARAM_KEYS}, "exploration": share}
+        spec["params"] = {**{k: getattr(core, k) for k in _PARAM_KEYS}, "exploration": share, "batch": batch,
+                          "min_gain": min_gain}
     except ConfigError as exc:
         for key, message in exc.errors.items():
             target = {"generations": "budget.generations", "seed": "seed"}.get(key)
@@ -178,6 +196,12 @@ def proposer(spec: Mapping[str, Any]):
 def measure_policy(spec: Mapping[str, Any]) -> str:
     """"all" or "predicted"; specs stored before the field existed measured everything."""
     return spec.get("measure", "all")
+
+
+def scoring_params(spec: Mapping[str, Any]) -> tuple[int, float]:
+    """The algorithm "scored"'s architectures per round and smallest gain (specs stored before them: the defaults)."""
+    params = spec["params"]
+    return int(params.get("batch", BATCH_DEFAULT)), float(params.get("min_gain", MIN_GAIN_DEFAULT))
 
 
 def exploration(spec: Mapping[str, Any]) -> float:

@@ -25,7 +25,7 @@ from models_zoo.proxy_checks.views import proxy_checks_of
 from searches.api import queue_lengths, with_related
 from searches.core.cost_model import MIN_OBSERVATIONS
 from searches.core.evolution import SearchParams
-from searches.core.policy import EXPLORATION_DEFAULT
+from searches.core.policy import BATCH_DEFAULT, EXPLORATION_DEFAULT, MIN_GAIN_DEFAULT
 from searches.core.profiling import BACKENDS, DEVICES, DTYPES, MODES, ProfileSettings
 from searches.core.space import PRESETS
 from searches.models import Candidate, Device, Measurement, SearchJob
@@ -173,7 +173,12 @@ def new_search(request: HttpRequest) -> HttpResponse:
                                   kind="float" if isinstance(defaults[n], float) else "int") for n in PARAM_FIELDS),
                          _field("params.exploration", "exploration share", EXPLORATION_DEFAULT, kind="float",
                                 hint="with measure: predicted, the share of the other candidates measured anyway "
-                                     "(seeded), 0 to 1")],
+                                     "(seeded), 0 to 1"),
+                         _field("params.batch", "scored: per round", BATCH_DEFAULT, kind="int",
+                                hint="algorithm scored: architectures measured per round (generation), 1 to 1,000"),
+                         _field("params.min_gain", "scored: smallest gain", MIN_GAIN_DEFAULT, kind="float",
+                                hint="algorithm scored: stop a round when the best predicted hypervolume gain is "
+                                     "below this share of the frontier's, 0 to 0.5")],
     })
 
 

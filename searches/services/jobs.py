@@ -21,11 +21,12 @@ from searches.core.arch import Architecture
 from searches.core.cost_model import NotEnoughData
 from searches.core.evolution import Evaluated, new_rng_state
 from searches.core.pareto import MAXIMIZE, OBJECTIVES, hypervolume, pareto_mask
-from searches.core.policy import choose_to_measure, design, design_top_up, policy_rng
+from searches.core.policy import choose_to_measure, design, design_top_up, policy_rng, score_space
 from searches.models import Candidate, Device, Measurement, SearchJob
 from searches.services.measurements import do_request_measurement, do_retry_measurement
 from searches.services.predictor import cache_cutoff, measurement_key, snapshot_cost_model
-from searches.specs import exploration, measure_policy, profile_settings, proposer, search_params, space_of
+from searches.specs import (exploration, measure_policy, profile_settings, proposer, scoring_params, search_params,
+                           space_of)
 
 __all__ = [
     "candidate_objectives",
@@ -138,7 +139,8 @@ def do_advance_search(job_id: int) -> str:
             return "completed"
         proposed = _propose(job)
         if not proposed:
-            _finish(job, S.COMPLETED, "no new architecture left to propose in this space")
+            _finish(job, S.COMPLETED, "no architecture left that could add to the frontier"
+                    if job.spec["algorithm"] == "scored" else "no new architecture left to propose in this space")
             return "completed"
         waiting = job.candidates.filter(status=C.MEASURING).exists()
         online = job.device is None or job.device.is_online
@@ -308,22 +310,69 @@ def _plan(job: SearchJob, archs: list[Architecture], room: int | None) -> tuple[
     return measure, predictions, []
 
 
+def _score(job: SearchJob, room: int | None) -> tuple[list[Architecture], list[dict | None], str]:
+    """The algorithm "scored": the architectures of the space to measure this round, their predictions and their
+    origin. Until the key has a cost model, a space-filling design (as _plan); then every architecture of the space
+    the job has not proposed yet is predicted and score_space picks the round's batch by the hypervolume it can add.
+    A function of the seed, the cache at start and the job's rows, like _plan."""
+    spec = job.spec
+    profile = profile_settings(spec)
+    constraints = search_params(spec).constraints
+    own = job.candidates.filter(status=C.MEASURED).values("measurement_id")
+    seen = set(job.candidates.values_list("archid", flat=True))
+    rng = policy_rng(spec["seed"], job.generation)
+    batch, min_gain = scoring_params(spec)
+    if room is not None:
+        batch = min(batch, room)
+    if batch <= 0:
+        return [], [], "scored"
+    try:
+        model = snapshot_cost_model(job.device, profile, cutoff=job.cache_cutoff, measurement_ids=own)
+    except NotEnoughData as exc:
+        wanted = design_top_up(exc.have, 0)
+        if room is not None:
+            wanted = min(wanted, room)
+        seen |= set(Measurement.objects.filter(device=job.device, status=Measurement.Status.DONE,
+                                               id__lte=job.cache_cutoff, **measurement_key(profile))
+                    .values_list("archid", flat=True))
+        extra = design(space_of(spec), wanted, rng, exclude=sorted(seen), constraints=constraints)
+        return extra, [None] * len(extra), "design"
+    rest = [a for a in space_of(spec) if a.archid not in seen and constraints.proxy_ok(a.non_embedding_params)]
+    predicted = model.predict(rest)
+    names = job.objectives
+    front = [[candidate_objectives(c)[n] for n in names]
+             for c in job.candidates.filter(status=C.MEASURED, feasible=True).select_related("measurement")]
+    order = score_space(rest, predicted, front, names, rng, k=batch, min_gain=min_gain,
+                        exploration=exploration(spec), constraints=constraints)
+    predictions = [{target: [float(predicted[target][j][i]) for j in range(3)] for target in predicted} for i in order]
+    return [rest[i] for i in order], predictions, "scored"
+
+
 def _propose(job: SearchJob) -> int:
     """Propose, insert and dispatch the next generation. Returns how many candidates it added."""
     spec = job.spec
-    batch = proposer(spec)(_history(job), space_of(spec), search_params(spec), job.rng_state)
-    candidates = list(batch.candidates)
     limit = spec["budget"]["max_candidates"]
-    if limit:
-        candidates = candidates[: max(0, int(limit) - job.candidates.count())]
     generation = job.generation
-    revision = _bump(job)
-    rows = []
     hardware = job.needs_hardware
     profile = profile_settings(spec) if hardware else None
-    proposals = [(p.arch, p.origin, list(p.parents)) for p in candidates]
-    measure, predictions = [True] * len(proposals), [None] * len(proposals)
-    if hardware and measure_policy(spec) == "predicted" and proposals:
+    if spec["algorithm"] == "scored":
+        if job.cache_cutoff is None:
+            job.cache_cutoff = cache_cutoff(job.device, profile)
+        room = int(limit) - job.candidates.count() if limit else None
+        archs, predictions, origin = _score(job, room)
+        proposals = [(a, origin, []) for a in archs]
+        measure = [True] * len(proposals)
+        batch = None
+    else:
+        batch = proposer(spec)(_history(job), space_of(spec), search_params(spec), job.rng_state)
+        candidates = list(batch.candidates)
+        if limit:
+            candidates = candidates[: max(0, int(limit) - job.candidates.count())]
+        proposals = [(p.arch, p.origin, list(p.parents)) for p in candidates]
+        measure, predictions = [True] * len(proposals), [None] * len(proposals)
+    revision = _bump(job)
+    rows = []
+    if batch is not None and hardware and measure_policy(spec) == "predicted" and proposals:
         if job.cache_cutoff is None:  # the cache this job may learn from: what was measured when it started
             job.cache_cutoff = cache_cutoff(job.device, profile)
         room = int(limit) - job.candidates.count() - len(proposals) if limit else None
@@ -348,8 +397,9 @@ def _propose(job: SearchJob) -> int:
         rows.append(row)
     Candidate.objects.bulk_create(rows, ignore_conflicts=True)  # unique (job, archid): a replay adds nothing
     job.generation = generation + 1
-    job.rng_state = batch.rng_state
-    job.dropped_infeasible += batch.dropped_infeasible
+    if batch is not None:
+        job.rng_state = batch.rng_state
+        job.dropped_infeasible += batch.dropped_infeasible
     if hardware and rows:
         _sync_candidates(job)  # cache hits are measured already
     return len(rows)

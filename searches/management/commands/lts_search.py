@@ -15,7 +15,7 @@ from lts_web.models import Team
 from searches import services
 from searches.models import Candidate, SearchJob
 from searches.serializers import SearchCreateSerializer
-from searches.specs import MEASURE_POLICIES
+from searches.specs import ALGORITHMS, MEASURE_POLICIES
 
 
 class Command(BaseCommand):
@@ -30,7 +30,9 @@ class Command(BaseCommand):
         parser.add_argument("--device", help="device name (its profiling worker consumes profile.NAME)")
         parser.add_argument("--objectives", help="comma-separated: proxy,latency,memory")
         parser.add_argument("--seed", type=int)
-        parser.add_argument("--algorithm", choices=["evolution", "random"])
+        parser.add_argument("--algorithm", choices=list(ALGORITHMS),
+                            help="evolution (LTS), random (baseline) or scored (measure predicted only: predict the "
+                                 "whole space each round, measure what adds most hypervolume)")
         parser.add_argument("--measure", choices=list(MEASURE_POLICIES),
                             help="all (default): measure every candidate; predicted: measure those the device's cost "
                                  "model cannot rule out, predict the rest")

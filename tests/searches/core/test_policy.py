@@ -11,8 +11,10 @@ from searches.core.policy import (
     choose_to_measure,
     design,
     design_top_up,
+    greedy_hypervolume,
     optimistic_point,
     policy_rng,
+    score_space,
 )
 from searches.core.space import get_space
 
@@ -94,3 +96,60 @@ def test_design_tops_up_to_the_model_minimum_spread_over_the_proxy_range():
     bounded = design(SPACE, 5, np.random.default_rng(0), constraints=Constraints(max_proxy=limit))
     assert len(bounded) == 5 and all(a.non_embedding_params <= limit for a in bounded)
     assert design(SPACE, 0, np.random.default_rng(0)) == []
+
+
+def test_epsilon_dominance_skips_points_within_a_factor_of_the_frontier():
+    arch = _arch()
+    proxy = float(arch.non_embedding_params)
+    front = [[proxy, 1.0, 10.0]]
+    slightly_better = _pred((0.99, 0.99, 0.99), (9.95, 9.95, 9.95))  # 1% faster, 0.5% smaller
+    much_better = _pred((0.9, 0.9, 0.9), (9.0, 9.0, 9.0))
+    rng = np.random.default_rng(0)
+    plain = choose_to_measure([arch] * 2, [slightly_better, much_better], front, OBJ, rng, exploration=0.0)
+    loose = choose_to_measure([arch] * 2, [slightly_better, much_better], front, OBJ, rng, exploration=0.0,
+                              epsilon=0.02)
+    assert plain == [True, True] and loose == [False, True]
+
+
+DIRECTIONS = ("maximize", "minimize", "minimize")
+
+
+def test_greedy_hypervolume_picks_by_added_volume_and_stops_at_the_smallest_gain():
+    ref = [0.0, 10.0, 10.0]
+    measured = [[5.0, 5.0, 5.0]]
+    candidates = [
+        [9.0, 2.0, 2.0],   # far beyond the frontier: the largest gain
+        [5.0, 6.0, 6.0],   # dominated by the measured point: never
+        [8.9, 2.1, 2.1],   # dominated by the first candidate: never reached (adds nothing once it is picked)
+        [1.0, 1.0, 9.0],   # a corner of its own: some gain
+    ]
+    assert greedy_hypervolume(candidates, measured, DIRECTIONS, ref, 10) == [0, 3]
+    assert greedy_hypervolume(candidates, measured, DIRECTIONS, ref, 1) == [0]
+    # The corner adds 0.1% of the volume at most: a min_gain of 1% stops after the first.
+    assert greedy_hypervolume(candidates, measured, DIRECTIONS, ref, 10, min_gain=0.01) == [0]
+    assert greedy_hypervolume([], measured, DIRECTIONS, ref, 10) == []
+
+
+def test_score_space_picks_the_frontier_it_predicts_and_is_seeded():
+    archs = list(SPACE)
+    proxy = np.array([float(a.non_embedding_params) for a in archs])
+    latency = proxy / proxy.max() + 0.01 * np.arange(len(archs)) / len(archs)
+    memory = 10.0 + proxy / 1e4
+    predicted = {"latency": (latency, latency * 0.95, latency * 1.05), "memory": (memory, memory * 0.99, memory * 1.01)}
+    picks = score_space(archs, predicted, [], OBJ, np.random.default_rng(1), k=5, exploration=0.0)
+    assert 1 <= len(picks) <= 5 and len(set(picks)) == len(picks)
+    # Each pick is on the predicted frontier of the whole space.
+    from searches.core.pareto import pareto_mask
+    mask = pareto_mask(np.column_stack([proxy, latency, memory]), list(DIRECTIONS))
+    assert all(mask[i] for i in picks)
+    again = score_space(archs, predicted, [], OBJ, np.random.default_rng(1), k=5, exploration=0.5)
+    assert again == score_space(archs, predicted, [], OBJ, np.random.default_rng(1), k=5, exploration=0.5)
+    assert again[: len(picks)] == picks and len(again) > len(picks)  # exploration adds draws after the greedy picks
+    # A measured frontier that dominates every optimistic point leaves nothing to measure.
+    best = [[float(proxy.max()) * 2, 0.0, 0.0]]
+    assert score_space(archs, predicted, best, OBJ, np.random.default_rng(1), k=5, exploration=1.0) == []
+    # A latency bound the favourable end already breaks rules an architecture out.
+    tight = Constraints(max_latency=float(np.sort(latency * 0.95)[3]))
+    bounded = score_space(archs, predicted, [], OBJ, np.random.default_rng(1), k=48, exploration=1.0,
+                          constraints=tight)
+    assert bounded and all(latency[i] * 0.95 <= tight.max_latency for i in bounded)
