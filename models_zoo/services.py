@@ -359,12 +359,12 @@ def _dispatch_training(run_id: int) -> None:
         queueing.send(queueing.TRAIN_MODEL, [run_id], queue="train", task_id=task_id)
 
 
-def _run_finished(*run_ids: int) -> None:
-    """Runs of a proxy check that finished, failed or were cancelled update their check on a worker once this commits
-    (best effort: the check's reaper catches a lost message)."""
-    checks = (TrainingRun.objects.filter(pk__in=run_ids, proxy_check_member__isnull=False)
-              .values_list("proxy_check_member__proxy_check_id", flat=True).distinct())
-    for check_id in checks:
+def _run_finished(run_id: int) -> None:
+    """A run of a proxy check that finished, failed or was cancelled updates its check on a worker once this commits
+    (best effort: the proxy-check reaper catches a lost message)."""
+    check_id = (TrainingRun.objects.filter(pk=run_id).values_list("proxy_check_member__proxy_check_id", flat=True)
+                .first())
+    if check_id is not None:
         queueing.send(queueing.UPDATE_PROXY_CHECK, [check_id], best_effort=True)
 
 

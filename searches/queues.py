@@ -1,5 +1,6 @@
-"""What waits in the broker: the length of named queues (a device's profiling queue, `train`), which task messages
-are still there, and whether the broker lost its data since a reaper last looked."""
+"""What waits in the broker, for the reapers and the device pages: the length of each device's profiling queue
+(lts_web.queueing counts any named queue), which task messages are still there, and whether the broker lost its data
+since a reaper last looked."""
 from __future__ import annotations
 
 import json
