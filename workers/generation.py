@@ -1,6 +1,6 @@
 """The generation task on the `generate` queue: load (or reuse) a zoo model and stream its text into the request's
-Redis stream (models_zoo/generation_protocol.py; models_zoo/generation.py reads it). Each worker process keeps recently used models loaded within
-LTS_GENERATE_CACHE_MB."""
+Redis stream (keys and events: models_zoo/generation_protocol.py; models_zoo/generation.py reads it). Each worker
+process keeps recently used models loaded within LTS_GENERATE_CACHE_MB."""
 from __future__ import annotations
 
 import logging

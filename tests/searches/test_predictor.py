@@ -89,7 +89,8 @@ def test_a_landing_measurement_refits_its_key(device, refits, django_capture_on_
     assert services.try_claim_measurement(m.pk, "w1")
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
         assert services.do_save_measurement(m.pk, "w1", _result(0.05))
-    assert len(callbacks) == 1 and [m["args"] for m in refits.named("workers.tasks.refit_cost_model")] == [[device.pk, _key()]]
+    assert len(callbacks) == 1 and [m["args"] for m in refits] == [[device.pk, _key()]]
+    assert [m["name"] for m in refits] == ["workers.tasks.refit_cost_model"]
     fit = CostModelFit.objects.get()
     assert fit.version == 2 and fit.measurements == 21 and arch.archid in fit.model["heldout"]["archid"]
     assert Architecture.from_dict(m.config) == arch
