@@ -9,5 +9,4 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "lts_web.settings")
 
 app = Celery("lts_web")
 app.config_from_object("django.conf:settings", namespace="CELERY")
-# Tasks live in workers/tasks.py (STYLE.md: thin tasks that call the core).
-app.autodiscover_tasks(["workers"])
+# The task modules are settings.CELERY_IMPORTS (workers/*.py: thin tasks that call the services and the core).

@@ -233,11 +233,16 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_WORKER_SEND_TASK_EVENTS = True
 CELERY_TASK_SEND_SENT_EVENT = True
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+# The modules that register the tasks (and workers.devices, the profiling worker's device registration), imported
+# by every worker at start; the web side sends by name (lts_web/queueing.py) and imports none of them.
+CELERY_IMPORTS = ["workers.devices", "workers.tasks", "workers.training", "workers.generation", "workers.proxy_checks"]
 CELERY_TASK_ROUTES = {"workers.tasks.*": {"queue": "control"}, "workers.training.train_model": {"queue": "train"},
-                      "workers.training.*": {"queue": "control"}, "workers.generation.*": {"queue": "generate"}}
+                      "workers.training.*": {"queue": "control"}, "workers.generation.*": {"queue": "generate"},
+                      "workers.proxy_checks.*": {"queue": "control"}}
 CELERY_BEAT_SCHEDULE = {
     "reap-stale-work": {"task": "workers.tasks.reap_stale_work", "schedule": float(envint("LTS_REAPER_INTERVAL_S", 15, minimum=1))},
     "reap-training": {"task": "workers.training.reap_training", "schedule": float(envint("LTS_REAPER_INTERVAL_S", 15, minimum=1))},
+    "reap-proxy-checks": {"task": "workers.proxy_checks.reap_proxy_checks", "schedule": float(envint("LTS_REAPER_INTERVAL_S", 15, minimum=1))},
 }
 # Named queues; profiling queues are one per device: profile.<device-name> (see workers/queues.py).
 LTS_QUEUES = ("control", "proxy", "train", "generate")

@@ -1,16 +1,14 @@
 """Generation requests from the web side: validate, hold a per-user slot, hand the work to a `generate` worker, and
 read its events back as they are produced.
 
-The worker (workers/generation.py) appends events to a Redis stream, one per request (``lts:gen:<id>``): ``accepted``
-(internal: the queue wait ends), ``start`` (the model is loaded), ``text`` (each piece of new text), then ``done`` or
-``error``. A stream, not pub/sub, so a reader that arrives after
-the first tokens misses nothing; the streaming and the non-streaming endpoints read the same events.
+The worker (workers/generation.py) appends events to a Redis stream, one per request (the keys and events are in
+models_zoo/generation_protocol.py). A stream, not pub/sub, so a reader that arrives after the first tokens misses
+nothing; the streaming and the non-streaming endpoints read the same events.
 """
 from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 import time
 import uuid
 from dataclasses import dataclass
@@ -19,44 +17,28 @@ from typing import Any, Iterator
 import redis
 from django.conf import settings
 
-from models_zoo.core.generation import GenerationError, GenerationLimits, SamplingSettings, encode_prompt
+from lts_web import queueing
+from models_zoo import generation_protocol as protocol
+from models_zoo.core.generation import GenerationError, SamplingSettings, encode_prompt
+from models_zoo.generation_protocol import CANCEL_KEY, STREAM_KEY, connection, limits
 from models_zoo.models import ZooModel
 
-STREAM_KEY = "lts:gen:{}"
-CANCEL_KEY = "lts:gen:{}:cancel"
+__all__ = ["ACTIVE_KEY", "CANCEL_KEY", "GenerationHandle", "LimitExceeded", "STREAM_KEY", "check_request", "collect",
+           "connection", "do_start_generation", "events", "limits"]
+
 ACTIVE_KEY = "lts:gen:active:{}"  # a sorted set per user: request id -> the time its slot lapses
 _EXPIRE_MARGIN_S = 300  # streams outlive their request by this much, then Redis drops them
-# A Redis that stops answering must not hold a web thread forever: 5 s per command (REDIS_URL's own
-# ?socket_timeout=... wins). A blocking XREAD therefore blocks for at most half the client's socket timeout (2.5 s),
-# or its reply would come after the client gave up on the socket: a 500 for every worker slower than 5 s to answer.
-_SOCKET_TIMEOUT_S = 5.0
 
 
 class LimitExceeded(Exception):
     """Too many generations in flight for this user (HTTP 429)."""
 
 
-@functools.cache
-def _redis(url: str) -> redis.Redis:
-    return redis.Redis.from_url(url, decode_responses=True, health_check_interval=30,
-                                socket_timeout=_SOCKET_TIMEOUT_S, socket_connect_timeout=_SOCKET_TIMEOUT_S)
-
-
 def _max_block_s(client: redis.Redis) -> float:
-    """The longest XREAD block this client survives: half its socket timeout (none set: no limit)."""
+    """The longest XREAD block this client survives: half its socket timeout (none set: no limit; see
+    generation_protocol._SOCKET_TIMEOUT_S)."""
     timeout = client.connection_pool.connection_kwargs.get("socket_timeout")
     return timeout / 2 if timeout else float("inf")
-
-
-def connection() -> redis.Redis:
-    return _redis(settings.REDIS_URL)
-
-
-def limits() -> GenerationLimits:
-    return GenerationLimits(max_new_tokens=settings.LTS_GENERATE_MAX_NEW_TOKENS,
-                            max_prompt_chars=settings.LTS_GENERATE_MAX_PROMPT_CHARS,
-                            max_prompt_tokens=settings.LTS_GENERATE_MAX_PROMPT_TOKENS,
-                            time_limit_s=settings.LTS_GENERATE_TIME_LIMIT_S)
 
 
 @functools.lru_cache(maxsize=16)
@@ -120,20 +102,18 @@ class GenerationHandle:
 def do_start_generation(*, user, model: ZooModel, prompt: str, sampling: dict[str, Any]) -> GenerationHandle:
     """Validate (GenerationError), take one of the user's slots (LimitExceeded) and queue the work on `generate`.
     The caller must read the events with :func:`events`, which gives the slot back."""
-    from workers.generation import generate_text
-
     checked = check_request(model, prompt, sampling)
     request_id = uuid.uuid4().hex
     _acquire_slot(user.pk, request_id)
     try:
         r = connection()
         key = STREAM_KEY.format(request_id)
-        r.xadd(key, {"event": "queued", "data": "{}"})
+        r.xadd(key, protocol.encode(protocol.QUEUED, {}))
         r.expire(key, int(settings.LTS_GENERATE_QUEUE_WAIT_S + settings.LTS_GENERATE_TIME_LIMIT_S) + _EXPIRE_MARGIN_S)
         # At most once: a generation that died with its worker is reported by the reader's timeout, never replayed
         # into a stream that already holds half of it. Dropped unstarted after the queue wait.
-        generate_text.apply_async(args=[request_id, model.pk, prompt, checked.to_dict()],
-                                  expires=settings.LTS_GENERATE_QUEUE_WAIT_S)
+        queueing.send(queueing.GENERATE_TEXT, [request_id, model.pk, prompt, checked.to_dict()], on_commit=False,
+                      expires=settings.LTS_GENERATE_QUEUE_WAIT_S, ignore_result=True)
     except Exception:
         _release_slot(user.pk, request_id)
         raise
@@ -171,16 +151,16 @@ def events(handle: GenerationHandle, *, keepalive_s: float = 10.0) -> Iterator[t
                 continue
             for entry_id, fields in reply[0][1]:
                 last = entry_id
-                kind, data = fields["event"], json.loads(fields["data"])
-                if kind == "queued":
+                kind, data = protocol.decode(fields)
+                if kind == protocol.QUEUED:
                     continue
-                if kind == "accepted":  # a worker took it (loading a model may follow, outside the queue wait)
+                if kind == protocol.ACCEPTED:  # a worker took it (loading a model may follow, outside the queue wait)
                     started_at = time.monotonic()
                     continue
-                if kind == "start":
+                if kind == protocol.START:
                     data["queued_s"] = round((started_at or time.monotonic()) - handle.started, 6)
                 yield kind, data
-                if kind in ("done", "error"):
+                if kind in protocol.FINAL:
                     finished = True
                     return
     finally:

@@ -24,6 +24,7 @@ from django.db.models import F, Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from lts_web import queueing
 from models_zoo.core import (
     MIN_VOCAB_SIZE,
     DataError,
@@ -351,13 +352,20 @@ def do_start_training(*, owner, team, dataset: Dataset, tokenizer: str, config: 
 
 def _dispatch_training(run_id: int) -> None:
     """Send the task only if this caller wins the right to (conditional update on an empty task_id)."""
-    from workers.training import train_model
-
     task_id = str(uuid.uuid4())
     won = TrainingRun.objects.filter(pk=run_id, status=R.QUEUED, task_id="").update(
         task_id=task_id, dispatched_at=timezone.now())
     if won:
-        transaction.on_commit(lambda: train_model.apply_async(args=[run_id], queue="train", task_id=task_id))
+        queueing.send(queueing.TRAIN_MODEL, [run_id], queue="train", task_id=task_id)
+
+
+def _run_finished(run_id: int) -> None:
+    """A run of a proxy check that finished, failed or was cancelled updates its check on a worker once this commits
+    (best effort: the proxy-check reaper catches a lost message)."""
+    check_id = (TrainingRun.objects.filter(pk=run_id).values_list("proxy_check_member__proxy_check_id", flat=True)
+                .first())
+    if check_id is not None:
+        queueing.send(queueing.UPDATE_PROXY_CHECK, [check_id], best_effort=True)
 
 
 def do_cancel_training(run: TrainingRun) -> bool:
@@ -366,6 +374,7 @@ def do_cancel_training(run: TrainingRun) -> bool:
     now = timezone.now()
     if TrainingRun.objects.filter(pk=run.pk, status=R.QUEUED).update(status=R.CANCELLED, cancel_requested=True,
                                                                       finished_at=now, eta_s=None):
+        _run_finished(run.pk)
         return True
     return bool(TrainingRun.objects.filter(pk=run.pk, status=R.RUNNING).update(cancel_requested=True))
 
@@ -452,6 +461,8 @@ def do_stop_training(run_id: int, worker: str, result: TrainResult) -> str:
     done = _claimed(run_id, worker).filter(cancel_requested=True).update(
         status=R.CANCELLED, finished_at=timezone.now(), step=result.step, tokens_seen=result.tokens_seen,
         elapsed_s=result.elapsed_s, eta_s=None)
+    if done:
+        _run_finished(run_id)
     return "cancelled" if done else "lost-claim"
 
 
@@ -459,7 +470,10 @@ def do_fail_training(run_id: int, worker: str | None, reason: str) -> bool:
     rows = TrainingRun.objects.filter(pk=run_id).exclude(status__in=TrainingRun.FINISHED)
     if worker is not None:
         rows = rows.filter(claimed_by=worker)
-    return bool(rows.update(status=R.FAILED, error=reason[:4000], finished_at=timezone.now(), eta_s=None))
+    failed = bool(rows.update(status=R.FAILED, error=reason[:4000], finished_at=timezone.now(), eta_s=None))
+    if failed:
+        _run_finished(run_id)
+    return failed
 
 
 def measurements_by_archid(archids: Iterable[str]) -> dict[str, list[Measurement]]:
@@ -537,6 +551,7 @@ def do_finish_training(run_id: int, worker: str, result: TrainResult, *, tokeniz
             elapsed_s=result.elapsed_s, val_loss=result.val_loss, val_ppl=result.val_perplexity,
             best_val_loss=result.best_val_loss, trained_archid=trained.archid, resumed_from=result.resumed_from,
             eta_s=0.0, train_loss=result.train_loss if result.train_loss is not None else F("train_loss"))
+        _run_finished(run.pk)
     return model
 
 
@@ -559,11 +574,15 @@ def do_reap_training(*, broker_lost: bool = False) -> dict[str, int]:
     for run in rows:
         observed = TrainingRun.objects.filter(pk=run.pk, status=R.RUNNING, heartbeat_at=run.heartbeat_at)
         if run.cancel_requested:
-            counts["cancelled"] += observed.update(status=R.CANCELLED, finished_at=now, eta_s=None)
+            if observed.update(status=R.CANCELLED, finished_at=now, eta_s=None):
+                counts["cancelled"] += 1
+                _run_finished(run.pk)
         elif run.attempts >= settings.LTS_TRAIN_MAX_ATTEMPTS:
             reason = (f"the worker died or went silent {run.attempts} times (last: {run.claimed_by or 'unknown'}); "
                       f"giving up. The last checkpoint (at or before step {run.step}) is kept.")
-            counts["failed"] += observed.update(status=R.FAILED, error=reason, finished_at=now, eta_s=None)
+            if observed.update(status=R.FAILED, error=reason, finished_at=now, eta_s=None):
+                counts["failed"] += 1
+                _run_finished(run.pk)
         elif observed.update(status=R.QUEUED, task_id=""):
             counts["requeued"] += 1
             with transaction.atomic():

@@ -1,5 +1,6 @@
-"""What waits in the broker: the length of named queues (a device's profiling queue, `train`), which task messages
-are still there, and whether the broker lost its data since a reaper last looked."""
+"""What waits in the broker, for the reapers and the device pages: the length of each device's profiling queue
+(lts_web.queueing counts any named queue), which task messages are still there, and whether the broker lost its data
+since a reaper last looked."""
 from __future__ import annotations
 
 import json
@@ -13,42 +14,21 @@ from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
+from lts_web import queueing
 from searches.models import Device
 
-__all__ = ["broker_lost_data", "messages_in_broker", "queue_lengths", "queue_lengths_by_name", "resend_lost"]
+__all__ = ["broker_lost_data", "messages_in_broker", "queue_lengths", "resend_lost"]
 
 logger = logging.getLogger(__name__)
 
-# kombu's Redis transport keeps one list per priority step: the queue's name, then these suffixes.
-_PRIORITY_SUFFIXES = ["", "\x06\x163", "\x06\x166", "\x06\x169"]
-# ... and a hash of the messages workers took and have not acknowledged yet (acks_late: until the task ends).
+# A hash of the messages workers took and have not acknowledged yet (acks_late: until the task ends).
 _UNACKED = "unacked"
 _MARK = "lts:broker-mark:{}"
 
 
-def _client() -> redis.Redis:
-    return redis.Redis.from_url(settings.CELERY_BROKER_URL, socket_connect_timeout=1, socket_timeout=1)
-
-
-def queue_lengths_by_name(queues: list[str]) -> dict[str, int | None]:
-    """Messages waiting in each named queue; None for every queue when the broker cannot be asked."""
-    try:
-        client = _client()
-        pipe = client.pipeline()
-        for queue in queues:
-            for suffix in _PRIORITY_SUFFIXES:
-                pipe.llen(queue + suffix)
-        counts = pipe.execute()
-        client.close()
-    except redis.RedisError:
-        return {queue: None for queue in queues}
-    n = len(_PRIORITY_SUFFIXES)
-    return {queue: sum(counts[i * n:(i + 1) * n]) for i, queue in enumerate(queues)}
-
-
 def queue_lengths(devices: list[Device]) -> dict[str, int | None]:
     """Messages waiting in each device's profiling queue."""
-    return queue_lengths_by_name([d.queue for d in devices])
+    return queueing.queue_lengths([d.queue for d in devices])
 
 
 def _task_id(raw: bytes, *, taken: bool) -> str | None:
@@ -69,10 +49,10 @@ def messages_in_broker(task_ids: Iterable[str], queues: Iterable[str], *, taken:
     its queue to a worker meanwhile is seen in one place or the other. Reads every message of those queues: a
     reaper asks only about rows it already suspects (a thousand waiting messages are about 1 MB)."""
     try:
-        client = _client()
+        client = queueing.broker_client()
         pipe = client.pipeline(transaction=True)
         for queue in sorted(set(queues)):
-            for suffix in _PRIORITY_SUFFIXES:
+            for suffix in queueing.PRIORITY_SUFFIXES:
                 pipe.lrange(queue + suffix, 0, -1)
         if taken:
             pipe.hvals(_UNACKED)
@@ -94,7 +74,7 @@ def broker_lost_data(reader: str) -> bool:
     broker came back. A new broker looks like a wiped one: the reader's first pass ever answers True, which costs one
     check of the waiting rows' messages. False when the broker cannot be asked (the next pass asks again)."""
     try:
-        client = _client()
+        client = queueing.broker_client()
         lost = client.set(_MARK.format(reader), "1", nx=True)
         client.close()
     except redis.RedisError:

@@ -32,6 +32,43 @@ def actors(db):
     return type("Actors", (), dict(alice=alice, bob=bob, charlie=charlie, acme=acme, other=other))
 
 
+class Outbox(list):
+    """Messages the services sent through lts_web.queueing: dicts of the task's name, its args and Celery's options.
+    Tasks named in ``run`` are also executed at once by their real task, in this process (Celery's eager apply)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.run: set[str] = set()
+
+    def publish(self, name: str, args=(), **options) -> None:
+        self.append({"name": name, "args": list(args), **options})
+        if name in self.run:
+            from unittest import mock
+
+            from lts_web.celery import app
+
+            app.loader.import_default_modules()  # the task modules, as a worker imports them
+            task = app.tasks[name]
+            # The test's connection holds its transaction: a task's close_old_connections() must keep it.
+            with mock.patch.object(sys.modules[task.run.__module__], "close_old_connections", lambda: None):
+                task.apply(args=list(args), throw=True)
+
+    def named(self, name: str) -> list[dict]:
+        return [message for message in self if message["name"] == name]
+
+
+@pytest.fixture
+def outbox(monkeypatch) -> Outbox:
+    """Record what the services send instead of publishing it (lts_web.queueing.publish). Messages sent on commit
+    leave only if the test's transaction commits: patch transaction.on_commit, or use
+    django_capture_on_commit_callbacks(execute=True), to see them."""
+    from lts_web import queueing
+
+    box = Outbox()
+    monkeypatch.setattr(queueing, "publish", box.publish)
+    return box
+
+
 @pytest.fixture
 def api_client():
     from rest_framework.test import APIClient

@@ -1,9 +1,8 @@
 """The generation task on the `generate` queue: load (or reuse) a zoo model and stream its text into the request's
-Redis stream (models_zoo/generation.py reads it). Each worker process keeps recently used models loaded within
-LTS_GENERATE_CACHE_MB."""
+Redis stream (keys and events: models_zoo/generation_protocol.py; models_zoo/generation.py reads it). Each worker
+process keeps recently used models loaded within LTS_GENERATE_CACHE_MB."""
 from __future__ import annotations
 
-import json
 import logging
 import os
 import threading
@@ -13,7 +12,7 @@ from typing import Any
 from celery import shared_task
 from django.conf import settings
 
-from models_zoo import generation as gen
+from models_zoo import generation_protocol as protocol
 from models_zoo.core.generation import GenerationError, ModelCache, SamplingSettings, generate
 from models_zoo.models import ZooModel
 
@@ -46,9 +45,9 @@ class _Publisher:
     bench/generation.py)."""
 
     def __init__(self, request_id: str):
-        self.redis = gen.connection()
-        self.key = gen.STREAM_KEY.format(request_id)
-        self.cancel_key = gen.CANCEL_KEY.format(request_id)
+        self.redis = protocol.connection()
+        self.key = protocol.STREAM_KEY.format(request_id)
+        self.cancel_key = protocol.CANCEL_KEY.format(request_id)
         self._checked = 0.0
         self._cancelled = False
         self._pending: list[tuple[str, dict[str, Any]]] = []
@@ -71,7 +70,7 @@ class _Publisher:
     def send(self, event: str, data: dict[str, Any]) -> None:
         with self._wake:
             last = self._pending[-1] if self._pending else None
-            if event == "text" and last is not None and last[0] == "text":
+            if event == protocol.TEXT and last is not None and last[0] == protocol.TEXT:
                 last[1]["text"] += data["text"]
                 last[1]["tokens"] = data["tokens"]
             else:
@@ -89,7 +88,7 @@ class _Publisher:
             sent = time.monotonic()
             pipe = self.redis.pipeline(transaction=False)
             for event, data in batch:
-                pipe.xadd(self.key, {"event": event, "data": json.dumps(data)})
+                pipe.xadd(self.key, protocol.encode(event, data))
             pipe.execute()
             with self._wake:  # the next append waits out the interval, unless the generation has ended
                 remaining = settings.LTS_GENERATE_STREAM_INTERVAL_S - (time.monotonic() - sent)
@@ -114,23 +113,23 @@ def generate_text(request_id: str, model_id: int, prompt: str, sampling: dict[st
 def _generate(out: _Publisher, request_id: str, model_id: int, prompt: str, sampling: dict[str, Any]) -> None:
     if out.redis.exists(out.cancel_key):  # the reader left while this waited in the queue
         return
-    out.send("accepted", {})
+    out.send(protocol.ACCEPTED, {})
     model = ZooModel.objects.filter(pk=model_id).first()
     if model is None:
-        out.send("error", {"detail": f"zoo model {model_id} no longer exists", "status": 404})
+        out.send(protocol.ERROR, {"detail": f"zoo model {model_id} no longer exists", "status": 404})
         return
     try:
         loaded, cached = _cache().get(model.folder)
-        out.send("start", {"model": model.pk, "loaded_from_cache": cached,
+        out.send(protocol.START, {"model": model.pk, "loaded_from_cache": cached,
                            "load_s": 0.0 if cached else round(loaded.load_s, 6), "worker_pid": os.getpid()})
-        result = generate(loaded, prompt, SamplingSettings(**sampling), limits=gen.limits(),
-                          on_text=lambda text, n: out.send("text", {"text": text, "tokens": n}),
+        result = generate(loaded, prompt, SamplingSettings(**sampling), limits=protocol.limits(),
+                          on_text=lambda text, n: out.send(protocol.TEXT, {"text": text, "tokens": n}),
                           should_stop=out.cancelled)
     except GenerationError as exc:
-        out.send("error", {"detail": "; ".join(exc.errors.values()), "errors": exc.errors, "status": 400})
+        out.send(protocol.ERROR, {"detail": "; ".join(exc.errors.values()), "errors": exc.errors, "status": 400})
         return
     except Exception as exc:  # reported to the reader, not retried: the user decides whether to ask again
         log.exception("generation %s from zoo model %s failed", request_id, model_id)
-        out.send("error", {"detail": f"generation failed: {exc.__class__.__name__}: {exc}", "status": 502})
+        out.send(protocol.ERROR, {"detail": f"generation failed: {exc.__class__.__name__}: {exc}", "status": 502})
         return
-    out.send("done", result.to_dict())
+    out.send(protocol.DONE, result.to_dict())

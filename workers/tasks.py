@@ -14,7 +14,6 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError, close_old_connections, connection
 from django.utils import timezone
 
-import workers.devices  # noqa: F401  (registers the profiling worker's device on worker start)
 from searches.core.arch import Architecture, ConfigError
 from searches.core.profiling import ProfilingError, profile
 from searches.models import Device, Measurement
@@ -164,7 +163,3 @@ def reap_stale_work() -> dict:
     result = services.do_reap_measurements(broker_lost=broker_lost)
     result["searches_kicked"] = len(services.do_reap_searches(broker_lost=broker_lost))
     return result
-
-
-from workers.generation import *  # noqa: F401,F403
-from workers.training import *  # noqa: F401,F403

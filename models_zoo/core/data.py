@@ -23,7 +23,8 @@ from urllib.parse import urlparse
 
 import numpy as np
 
-from searches.core.arch import ConfigError
+from .paths import DataError, confined_path
+from .tokenizers import resolve_tokenizer, validate_tokenizer
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
@@ -52,44 +53,6 @@ _SNIFF_BYTES = 8192
 # < 0.3 s even across continents, and a user waits for the error, so 3 s.
 _HUB_CONNECT_TIMEOUT_S = 3.0
 _TRUE = {"1", "true", "yes", "on"}
-
-
-class DataError(ConfigError):
-    """A data source is unusable (missing, empty, binary, outside the data root, offline ...).
-
-    ``errors`` maps the offending field (``path``, ``name``, ``split``, ``text_field``, ``val_fraction``) to a
-    message the web can show next to it.
-    """
-
-
-# ----------------------------------------------------------------------------------------------------- paths
-
-
-def confined_path(root: str | os.PathLike[str], relative: str | os.PathLike[str]) -> Path:
-    """``root / relative`` resolved, refusing anything that could leave ``root``.
-
-    Refused: any ``..`` component (even one that would stay inside: a path that needs one is a mistake or a probe),
-    an absolute path outside the root, and a path whose symlinks resolve outside it. An absolute path inside the
-    root is accepted. The path need not exist (the caller reports that).
-    """
-    root_path = Path(root).resolve()
-    text = os.fspath(relative)
-    if not text or "\x00" in text:
-        raise DataError({"path": f"invalid path {text!r}"})
-    candidate = Path(text)
-    if ".." in candidate.parts:
-        raise DataError({"path": f"'..' is not allowed in data paths: {text}"})
-    joined = candidate if candidate.is_absolute() else root_path / candidate
-    if candidate.is_absolute() and not _is_within(Path(os.path.abspath(joined)), root_path):
-        raise DataError({"path": f"{text} is outside the data root {root_path}"})
-    resolved = joined.resolve()  # follows every symlink along the way
-    if not _is_within(resolved, root_path):
-        raise DataError({"path": f"{text} leads outside the data root {root_path} (through a symlink)"})
-    return resolved
-
-
-def _is_within(path: Path, root: Path) -> bool:
-    return path == root or path.is_relative_to(root)
 
 
 # ----------------------------------------------------------------------------------------------------- sources
@@ -376,8 +339,6 @@ def prepare_data(
     """Load and split the source, get the tokenizer (an instance, or a spec for
     :func:`~models_zoo.core.tokenizers.resolve_tokenizer`: a ``bpe:N`` tokenizer learns from the training part
     only) and tokenize both parts."""
-    from .tokenizers import resolve_tokenizer, validate_tokenizer
-
     corpus = load_split(source, val_fraction)
     if isinstance(tokenizer, str):
         tokenizer = resolve_tokenizer(tokenizer, corpus.train, root=root)

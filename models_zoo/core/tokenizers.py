@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Iterable, Sequence
 
 from searches.core.arch import ConfigError
 
+from .paths import confined_path
+
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
@@ -147,8 +149,6 @@ def resolve_tokenizer(spec: str, texts: Sequence[str] | None = None, *, root: st
         if not value:
             raise TokenizerError({"tokenizer": f"{kind}: needs a folder, e.g. {kind}:/data/gpt2-bpe"})
         if root is not None:
-            from .data import confined_path
-
             folder: Path = confined_path(root, value)
         else:
             folder = Path(value).expanduser()

@@ -42,16 +42,6 @@ class ProxyCheckViewSet(StartWorkThrottled, mixins.CreateModelMixin, mixins.List
     def get_serializer_class(self):
         return ProxyCheckSerializer if self.action == "list" else ProxyCheckDetailSerializer
 
-    def get_object(self):
-        return services.refresh(super().get_object())
-
-    def list(self, request, *args, **kwargs):
-        queryset = self.filter_queryset(self.get_queryset())
-        page = self.paginate_queryset(queryset)
-        rows = [services.refresh(check) for check in (page if page is not None else queryset)]
-        data = ProxyCheckSerializer(rows, many=True).data
-        return self.get_paginated_response(data) if page is not None else Response(data)
-
     @extend_schema(request=ProxyCheckCreateSerializer, responses={201: ProxyCheckDetailSerializer})
     def create(self, request, *args, **kwargs):
         serializer = ProxyCheckCreateSerializer(data=request.data, context={"request": request})
@@ -79,4 +69,4 @@ class ProxyCheckViewSet(StartWorkThrottled, mixins.CreateModelMixin, mixins.List
         if not services.do_cancel_proxy_check(check):
             return Response({"detail": f"cannot cancel a check that is {check.status}"},
                             status=status.HTTP_409_CONFLICT)
-        return Response(ProxyCheckDetailSerializer(services.refresh(self.get_queryset().get(pk=check.pk))).data)
+        return Response(ProxyCheckDetailSerializer(self.get_queryset().get(pk=check.pk)).data)

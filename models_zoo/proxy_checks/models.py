@@ -8,7 +8,8 @@ from django.db import models
 
 class ProxyCheck(models.Model):
     """One check: what was drawn from which space, the shared training settings, and the result computed from its
-    finished runs (models_zoo.proxy_checks.services.refresh keeps ``status`` and ``result`` in step with them)."""
+    finished runs (models_zoo.proxy_checks.services.do_update_proxy_check, on a worker as each run finishes, keeps
+    ``status`` and ``result`` in step with them)."""
 
     class Status(models.TextChoices):
         RUNNING = "running"  # some run is queued or running
@@ -38,8 +39,8 @@ class ProxyCheck(models.Model):
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.RUNNING)
     cancel_requested = models.BooleanField(default=False)
     result = models.JSONField(null=True, blank=True)  # core.analyze() + the sentence; None before 1 run finishes
-    # What ``result`` was computed from (each run's id, status and perplexity): a read that finds the same state
-    # reuses it, so polling costs no bootstrap.
+    # What ``result`` was computed from (each run's id, status and perplexity): an update that finds the same state
+    # writes nothing and costs no bootstrap.
     state_key = models.CharField(max_length=40, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)

@@ -1,12 +1,12 @@
-"""Every state change of a proxy check goes through a do_* function (STYLE.md); ``refresh`` derives its status and
-result from its runs.
+"""Every state change of a proxy check goes through a do_* function (STYLE.md); ``do_update_proxy_check`` derives
+its status and result from its runs.
 
 A check is K architectures drawn across the proxy range (models_zoo.proxy_checks.core.sampling), each trained through
 models_zoo.services.do_start_training on the "train" queue like any run (so every model lands in the zoo), at one
 budget or at N and 2N tokens. Nothing schedules the check itself: its status and statistics are a function of its
-runs, recomputed by ``refresh`` when a read finds that some run changed (a sha1 of every run's id, status and
-perplexity), and stored with a conditional UPDATE, so concurrent readers agree and a dead worker changes nothing that
-the training reaper does not already handle.
+runs, recomputed when one of them finishes, fails or is cancelled (models_zoo.services sends the task
+workers.proxy_checks.update_proxy_check once that commits; do_reap_proxy_checks catches a lost message). Reads only
+read what is stored.
 """
 from __future__ import annotations
 
@@ -35,9 +35,10 @@ __all__ = [
     "do_cancel_proxy_check",
     "do_create_proxy_check",
     "do_delete_proxy_check",
+    "do_reap_proxy_checks",
+    "do_update_proxy_check",
     "members",
     "model_rows",
-    "refresh",
     "space_key",
 ]
 
@@ -164,7 +165,7 @@ def do_create_proxy_check(*, owner, team, dataset: Dataset, tokenizer: str, max_
                                        "max_tokens" if k == "config.max_tokens" else k: v
                                        for k, v in exc.errors.items()}) from None
                 ProxyCheckRun.objects.create(proxy_check=check, run=run, archid=row["archid"], budget=tokens)
-    return refresh(check)
+    return _update(check)
 
 
 def do_cancel_proxy_check(check: ProxyCheck) -> bool:
@@ -174,8 +175,8 @@ def do_cancel_proxy_check(check: ProxyCheck) -> bool:
         return False
     for run in TrainingRun.objects.filter(proxy_check_member__proxy_check=check, status__in=TrainingRun.ACTIVE):
         zoo_services.do_cancel_training(run)
+    do_update_proxy_check(check.pk)  # queued runs are cancelled now: so may be the check
     check.refresh_from_db()
-    refresh(check)
     return True
 
 
@@ -208,9 +209,27 @@ def _point(member: ProxyCheckRun) -> dict[str, Any]:
             "val_ppl": member.run.val_ppl}
 
 
-def refresh(check: ProxyCheck) -> ProxyCheck:
+def do_update_proxy_check(check_id: int) -> ProxyCheck | None:
+    """Bring the check's ``status`` and ``result`` in line with its runs (None when it no longer exists). Called on a
+    worker when a run finished; idempotent. The check's row is locked while its runs are read, so two runs finishing
+    together update it one after the other and the later one sees both."""
+    with transaction.atomic():
+        check = ProxyCheck.objects.select_for_update().filter(pk=check_id).first()
+        return _update(check) if check is not None else None
+
+
+def do_reap_proxy_checks() -> int:
+    """Update the checks still running whose runs have all finished (the message of their last run was lost, or
+    never sent: a broker that could not be reached). Returns how many changed."""
+    stuck = (ProxyCheck.objects.filter(status=S.RUNNING)
+             .exclude(members__run__status__in=TrainingRun.ACTIVE).values_list("pk", flat=True))
+    updated = [do_update_proxy_check(check_id) for check_id in list(stuck)]
+    return sum(1 for check in updated if check is not None and check.status != S.RUNNING)
+
+
+def _update(check: ProxyCheck) -> ProxyCheck:
     """Bring ``status`` and ``result`` in line with the runs; a no-op (no query beyond the runs') when no run changed
-    since the last refresh. Idempotent and safe to race: the write is conditional on the state it replaced."""
+    since the last update. The write is conditional on the state it replaced."""
     rows = members(check)
     state = _state(check, rows)
     if state == check.state_key:

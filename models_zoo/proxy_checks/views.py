@@ -78,8 +78,7 @@ def check_list(request: HttpRequest) -> HttpResponse:
                 return redirect("proxy-check", pk=check.pk)
     else:
         form = ProxyCheckForm(initial=_initial(request, teams), **kwargs)
-    checks = [services.refresh(c) for c in
-              with_members(visible(ProxyCheck, request.user)).order_by("-created_at")[:LIST_LIMIT]]
+    checks = with_members(visible(ProxyCheck, request.user)).order_by("-created_at")[:LIST_LIMIT]
     return render(request, "proxy_checks/list.html", {
         "checks": [{"check": c, "headline": headline(c)} for c in checks], "form": form,
         "has_datasets": bool(datasets)}, status=400 if request.method == "POST" else 200)
@@ -100,7 +99,7 @@ def proxy_checks_of(user, job: SearchJob, limit: int = 10) -> list[dict[str, Any
     key = services.space_key(job.spec["space"])
     checks = (with_members(visible(ProxyCheck, user)).filter(Q(search=job) | Q(space_key=key))
               .order_by("-created_at")[:limit])
-    return [{"check": c, "headline": headline(services.refresh(c))} for c in checks]
+    return [{"check": c, "headline": headline(c)} for c in checks]
 
 
 def _chart(check: ProxyCheck, rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -117,7 +116,7 @@ def _chart(check: ProxyCheck, rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 @require_GET
 def check_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    check = services.refresh(get_object_or_404(with_members(visible(ProxyCheck, request.user)), pk=pk))
+    check = get_object_or_404(with_members(visible(ProxyCheck, request.user)), pk=pk)
     rows = services.model_rows(check)
     result = check.result or {}
     budgets = [{**b, "tokens_text": f"{b['tokens']:,}",

@@ -17,6 +17,7 @@ from django.db import transaction
 from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
+from lts_web import queueing
 from searches.core.arch import Architecture
 from searches.core.cost_model import NotEnoughData
 from searches.core.evolution import Evaluated, new_rng_state
@@ -53,9 +54,7 @@ _HV_MARGIN = 2.0
 
 
 def _enqueue_advance(job_id: int) -> None:
-    from workers.tasks import advance_search
-
-    transaction.on_commit(lambda: advance_search.delay(job_id))
+    queueing.send(queueing.ADVANCE_SEARCH, [job_id])
 
 
 def _locked(job_id: int) -> SearchJob | None:
@@ -477,8 +476,6 @@ def do_cancel_search(job: SearchJob) -> bool:
 
 
 def _revoke_unshared(measurement_ids: Iterable[int | None], exclude_job: int) -> None:
-    from lts_web.celery import app
-
     ids = [i for i in measurement_ids if i]
     shared = set(
         Candidate.objects.filter(measurement_id__in=ids, status=C.MEASURING, job__status__in=SearchJob.ACTIVE)
@@ -488,8 +485,7 @@ def _revoke_unshared(measurement_ids: Iterable[int | None], exclude_job: int) ->
                                           status__in=[Measurement.Status.PENDING, Measurement.Status.RUNNING])
     for m in unshared:
         if m.task_id:
-            task_id, running = m.task_id, m.status == Measurement.Status.RUNNING
-            transaction.on_commit(lambda t=task_id, r=running: app.control.revoke(t, terminate=r))
+            queueing.revoke(m.task_id, terminate=m.status == Measurement.Status.RUNNING)
     # Forget them: the cache must not keep a half-made row; a later request creates and measures it afresh.
     unshared.delete()
 

@@ -12,6 +12,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from lts_web import queueing
 from searches.core.arch import Architecture
 from searches.core.profiling import ProfileResult, ProfileSettings, device_limit_errors
 from searches.models import Device, Measurement
@@ -65,16 +66,12 @@ def profile_limit_errors(device: Device | None, profile: ProfileSettings,
 
 def _dispatch(measurement_id: int, queue: str) -> None:
     """Send the task only if this caller wins the right to (conditional update on an empty task_id)."""
-    from workers.tasks import profile_measurement
-
     task_id = str(uuid.uuid4())
     won = Measurement.objects.filter(pk=measurement_id, status=Measurement.Status.PENDING, task_id="").update(
         task_id=task_id, dispatched_at=timezone.now()
     )
     if won:
-        transaction.on_commit(
-            lambda: profile_measurement.apply_async(args=[measurement_id], queue=queue, task_id=task_id)
-        )
+        queueing.send(queueing.PROFILE_MEASUREMENT, [measurement_id], queue=queue, task_id=task_id)
 
 
 def do_request_measurement(

@@ -7,7 +7,6 @@ refits first when the stored fit is stale. Reads (the device page, the list endp
 """
 from __future__ import annotations
 
-import logging
 import math
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -16,6 +15,7 @@ from typing import Any, Mapping, Sequence
 from django.db import IntegrityError, transaction
 from django.db.models import Count, Q, QuerySet
 
+from lts_web import queueing
 from searches.core.arch import Architecture
 from searches.core.cost_model import (
     COST_MODEL_VERSION,
@@ -41,8 +41,6 @@ __all__ = [
     "measurement_key",
     "schedule_refit",
 ]
-
-logger = logging.getLogger(__name__)
 
 
 def measurement_key(settings: ProfileSettings) -> dict[str, Any]:
@@ -148,16 +146,7 @@ def schedule_refit(measurement_id: int) -> None:
     if row is None:
         return
     device_id = row.pop("device_id")
-
-    def send() -> None:
-        from workers.tasks import refit_cost_model
-
-        try:
-            refit_cost_model.apply_async(args=[device_id, row], retry=False)
-        except Exception:  # noqa: BLE001  (kombu's connection errors vary by transport)
-            logger.warning("could not queue the cost-model refit of device %s %s", device_id, row, exc_info=True)
-
-    transaction.on_commit(send)
+    queueing.send(queueing.REFIT_COST_MODEL, [device_id, row], best_effort=True)
 
 
 @dataclass(frozen=True)

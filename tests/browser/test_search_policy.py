@@ -13,14 +13,11 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture
-def predicted_job(actors, monkeypatch):
+def predicted_job(actors, outbox):
     """A finished tiny search with measure "predicted", measured by the in-process fake profiler; no task is sent."""
     from tests.searches.test_jobs_policy import smooth, tiny
     from tests.searches.factories import run_job
-    from workers.tasks import advance_search, profile_measurement
 
-    monkeypatch.setattr(advance_search, "delay", lambda *a, **k: None)
-    monkeypatch.setattr(profile_measurement, "apply_async", lambda *a, **k: None)
     Device.objects.create(name="edge-1", last_heartbeat=timezone.now(), backends=["torch"],
                           hardware={"cpu_model": "Test CPU", "cpu_cores_logical": 2})
     job = services.do_create_search(owner=actors.alice, team=actors.acme, name="predicted", spec=tiny())

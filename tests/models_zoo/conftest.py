@@ -37,17 +37,16 @@ def corpus(roots) -> str:
 
 
 @pytest.fixture
-def sent(monkeypatch) -> list[dict]:
+def sent(monkeypatch, outbox) -> list[dict]:
     """Training messages are recorded, not sent (at once: the test's transaction never commits); these tests run
-    the task's body themselves."""
+    the task's body themselves. A proxy check's update, sent when one of its runs finishes, runs at once."""
     from django.db import transaction
 
-    from workers.training import train_model
+    from lts_web import queueing
 
-    calls: list[dict] = []
     monkeypatch.setattr(transaction, "on_commit", lambda func, using=None, robust=False: func())
-    monkeypatch.setattr(train_model, "apply_async", lambda args=None, **kw: calls.append({"args": args, **kw}))
-    return calls
+    outbox.run.add(queueing.UPDATE_PROXY_CHECK)
+    return outbox
 
 
 @pytest.fixture

@@ -158,12 +158,12 @@ def test_a_worker_slower_than_the_redis_socket_timeout_still_streams(api_client,
     """Issue 17: the reader's XREAD blocked longer than its client's socket timeout, so a worker that answered late
     (a model loading on a busy machine) turned the stream into a 500. A 0.3 s socket timeout here stands for 5 s; the
     stand-in worker's first event and its model load each take 0.6 s, past it."""
-    from workers.generation import generate_text
+    from lts_web import queueing
 
     plain_url = settings.REDIS_URL
     settings.REDIS_URL = f"{plain_url}?socket_timeout=0.3"
 
-    def slow_worker(args, **kwargs):
+    def slow_worker(name, args, **kwargs):
         def run():
             r = redis.Redis.from_url(plain_url, decode_responses=True)
             key = generation.STREAM_KEY.format(args[0])
@@ -176,7 +176,7 @@ def test_a_worker_slower_than_the_redis_socket_timeout_still_streams(api_client,
 
         threading.Thread(target=run, daemon=True).start()
 
-    monkeypatch.setattr(generate_text, "apply_async", slow_worker)
+    monkeypatch.setattr(queueing, "publish", slow_worker)
     api_client.force_authenticate(actors.alice)
     response = api_client.post(_url(zoo_model, stream=True), {"prompt": PROMPT}, format="json")
     assert response.status_code == 200

@@ -52,10 +52,7 @@ def test_budget_may_sit_at_the_top_level(api_client, actors, dataset, sent):
     assert response.json()["config"]["max_tokens"] == 4096 and response.json()["total_steps"] == 16
 
 
-def test_create_from_a_candidate_of_the_team(api_client, actors, dataset, sent, monkeypatch):
-    from workers.tasks import advance_search
-
-    monkeypatch.setattr(advance_search, "delay", lambda *a, **k: None)
+def test_create_from_a_candidate_of_the_team(api_client, actors, dataset, sent):
     job = search_services.do_create_search(owner=actors.alice, team=actors.acme, name="s",
                                            spec=spec(objectives=["proxy"], device=None))
     search_services.do_advance_search(job.pk)

@@ -87,14 +87,11 @@ def test_import_from_the_hub_offline_fails_at_once(api_client, actors, roots, mo
     assert response.status_code == 400 and "offline" in response.json()["hub_id"][0]
 
 
-def test_import_can_queue_profiling_on_a_device(api_client, actors, checkpoint, monkeypatch):
+def test_import_can_queue_profiling_on_a_device(api_client, actors, checkpoint, monkeypatch, outbox):
     from django.db import transaction
 
-    from workers.tasks import profile_measurement
-
-    sent = []
+    sent = outbox
     monkeypatch.setattr(transaction, "on_commit", lambda func, using=None, robust=False: func())
-    monkeypatch.setattr(profile_measurement, "apply_async", lambda **kw: sent.append(kw))
     Device.objects.create(name="edge-1")
     response = _client(api_client, actors.alice).post("/api/v1/zoo-models/import/", {
         "path": "gallery/tiny", "profile_device": "edge-1"}, format="json")

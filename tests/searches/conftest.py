@@ -5,12 +5,9 @@ from django.utils import timezone
 
 
 @pytest.fixture
-def no_messages(monkeypatch):
+def no_messages(outbox):
     """Tasks are not sent: these tests drive the orchestration steps themselves."""
-    from workers.tasks import advance_search, profile_measurement
-
-    monkeypatch.setattr(advance_search, "delay", lambda *a, **k: None)
-    monkeypatch.setattr(profile_measurement, "apply_async", lambda *a, **k: None)
+    return outbox
 
 
 @pytest.fixture

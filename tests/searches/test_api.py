@@ -30,12 +30,9 @@ def _client(api_client, user):
     return api_client
 
 
-def test_create_search_queues_its_first_step(api_client, actors, device, monkeypatch):
-    from workers.tasks import advance_search
-
-    sent = []
-    monkeypatch.setattr(advance_search, "delay", sent.append)
-    response = _client(api_client, actors.bob).post("/api/v1/searches/", BODY, format="json")
+def test_create_search_queues_its_first_step(api_client, actors, device, outbox, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        response = _client(api_client, actors.bob).post("/api/v1/searches/", BODY, format="json")
     assert response.status_code == 201, response.json()
     body = response.json()
     assert body["status"] == "queued" and body["owner"] == "bob" and body["team_name"] == "acme"
@@ -43,7 +40,7 @@ def test_create_search_queues_its_first_step(api_client, actors, device, monkeyp
     assert body["device"] == "edge-1"
     job = SearchJob.objects.get(pk=body["id"])
     assert job.rng_state is not None
-    # on_commit callbacks do not run inside the test transaction; the step is queued once it commits
+    assert outbox == [{"name": "workers.tasks.advance_search", "args": [job.pk]}]  # once the creation committed
 
 
 def test_numbers_beyond_the_limits_get_400_with_every_field_at_once(api_client, actors, device):

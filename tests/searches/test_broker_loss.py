@@ -8,6 +8,8 @@ from django.db import transaction
 from django.utils import timezone
 from kombu import Connection
 
+from lts_web import queueing
+from lts_web.celery import app
 from models_zoo import services as zoo_services
 from models_zoo.models import TrainingRun
 from searches import services
@@ -20,8 +22,8 @@ from tests.searches.factories import spec
 import workers.tasks
 import workers.training
 from workers.embedded_redis import EmbeddedRedis
-from workers.tasks import advance_search, profile_measurement, reap_stale_work, refit_cost_model
-from workers.training import reap_training, train_model
+from workers.tasks import profile_measurement, reap_stale_work
+from workers.training import reap_training
 
 pytestmark = pytest.mark.django_db
 
@@ -40,13 +42,16 @@ def broker(settings, monkeypatch):
         monkeypatch.setattr(module, "close_old_connections", lambda: None)
     # Every task these tests send publishes on an explicit connection: a send through the app's producer pool would
     # make that pool on this broker, and the pool outlives the settings override (later tests: connection refused).
-    for task in (profile_measurement, train_model, refit_cost_model):
-        def publish(*args, _send=task.apply_async, **kwargs):
-            with Connection(settings.CELERY_BROKER_URL) as connection:
-                return _send(*args, connection=connection, **kwargs)
-        monkeypatch.setattr(task, "apply_async", publish)
     kicked: list[int] = []
-    monkeypatch.setattr(advance_search, "delay", kicked.append)
+
+    def publish(name, args=(), **options):
+        if name == queueing.ADVANCE_SEARCH:
+            kicked.append(args[0])
+            return
+        with Connection(settings.CELERY_BROKER_URL) as connection:
+            app.send_task(name, args=list(args), connection=connection, **options)
+
+    monkeypatch.setattr(queueing, "publish", publish)
 
     def restart() -> None:
         nonlocal server

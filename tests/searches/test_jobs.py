@@ -119,11 +119,7 @@ def test_replayed_step_creates_no_duplicates(actors, device, no_messages):
     assert job.generation == 1
 
 
-def test_reaper_kicks_stalled_searches(actors, device, settings, monkeypatch):
-    from workers.tasks import advance_search
-
-    kicked = []
-    monkeypatch.setattr(advance_search, "delay", kicked.append)
+def test_reaper_kicks_stalled_searches(actors, device, settings, outbox):
     job = services.do_create_search(owner=actors.alice, team=actors.acme, name="k", spec=spec())
     SearchJob.objects.filter(pk=job.pk).update(status="running", advanced_at=timezone.now() - timezone.timedelta(hours=1))
     assert services.do_reap_searches() == [job.pk]

@@ -21,16 +21,12 @@ SMALL_SETTINGS = ProfileSettings(seq_len=32, max_seconds=0.3, max_repeats=5, hos
 
 
 @pytest.fixture
-def sent(monkeypatch):
+def sent(monkeypatch, outbox):
     """Record task messages instead of sending them (at once: the test's transaction never commits)."""
     from django.db import transaction
 
-    from workers.tasks import profile_measurement
-
-    messages = []
     monkeypatch.setattr(transaction, "on_commit", lambda func, using=None, robust=False: func())
-    monkeypatch.setattr(profile_measurement, "apply_async", lambda **kw: messages.append(kw))
-    return messages
+    return outbox
 
 
 @pytest.mark.django_db

@@ -70,18 +70,12 @@ def _result(value: float) -> SimpleNamespace:
 
 
 @pytest.fixture
-def refits(monkeypatch):
-    """refit_cost_model messages run the task at once; the messages are recorded."""
-    from workers.tasks import refit_cost_model
+def refits(outbox):
+    """refit_cost_model messages run the task at once; their args are recorded."""
+    from lts_web import queueing
 
-    sent = []
-
-    def apply_async(args, **kwargs):
-        sent.append(args)
-        return refit_cost_model(*args)
-
-    monkeypatch.setattr(refit_cost_model, "apply_async", apply_async)
-    return sent
+    outbox.run.add(queueing.REFIT_COST_MODEL)
+    return outbox
 
 
 def test_a_landing_measurement_refits_its_key(device, refits, django_capture_on_commit_callbacks):
@@ -95,7 +89,8 @@ def test_a_landing_measurement_refits_its_key(device, refits, django_capture_on_
     assert services.try_claim_measurement(m.pk, "w1")
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
         assert services.do_save_measurement(m.pk, "w1", _result(0.05))
-    assert len(callbacks) == 1 and refits == [[device.pk, _key()]]
+    assert len(callbacks) == 1 and [m["args"] for m in refits] == [[device.pk, _key()]]
+    assert [m["name"] for m in refits] == ["workers.tasks.refit_cost_model"]
     fit = CostModelFit.objects.get()
     assert fit.version == 2 and fit.measurements == 21 and arch.archid in fit.model["heldout"]["archid"]
     assert Architecture.from_dict(m.config) == arch
@@ -107,17 +102,17 @@ def test_a_landing_measurement_refits_its_key(device, refits, django_capture_on_
 
 def test_a_broker_that_cannot_be_reached_does_not_fail_the_save(device, monkeypatch, caplog,
                                                                 django_capture_on_commit_callbacks):
-    from workers.tasks import refit_cost_model
+    from lts_web import queueing
 
     def unreachable(*args, **kwargs):
         raise ConnectionError("no broker")
 
-    monkeypatch.setattr(refit_cost_model, "apply_async", unreachable)
+    monkeypatch.setattr(queueing, "publish", unreachable)
     m = measured(device, 1)[0]
     Measurement.objects.filter(pk=m.pk).update(status="running", claimed_by="w1")
     with django_capture_on_commit_callbacks(execute=True):
         assert services.do_save_measurement(m.pk, "w1", _result(0.05))
-    assert "could not queue the cost-model refit" in caplog.text
+    assert "could not queue workers.tasks.refit_cost_model" in caplog.text
 
 
 def test_too_few_measurements_store_nothing(device):

@@ -270,6 +270,8 @@ class Command(BaseCommand):
         state.update(last=line, at=now, force=False)
 
     def _local(self, run: TrainingRun) -> None:
+        # --local makes this command the worker (a CLI entry point, not a service): it runs the task's body in-process.
+        # tests/test_import_graph.py allows exactly this import of worker code outside workers/.
         from workers.training import execute_training
 
         state: dict = {}

@@ -95,6 +95,8 @@ class Command(BaseCommand):
 
     def _device(self, name: str, *, local: bool) -> Device:
         if local:
+            # --local makes this command the profiling worker (a CLI entry point, not a service): it registers its
+            # device as a worker does. tests/test_import_graph.py allows exactly this import of worker code.
             from workers.devices import register_device
 
             return register_device(name, worker_name=f"lts_profile@{socket.gethostname()}")

@@ -74,10 +74,7 @@ def test_cancel_and_delete_need_the_owner_or_an_admin(client, actors, create):
     assert not ProxyCheck.objects.exists()
 
 
-def test_the_search_page_shows_the_checks_of_its_space(client, actors, create, monkeypatch):
-    from workers.tasks import advance_search
-
-    monkeypatch.setattr(advance_search, "delay", lambda *a, **k: None)
+def test_the_search_page_shows_the_checks_of_its_space(client, actors, create):
     job = search_services.do_create_search(owner=actors.alice, team=actors.acme, name="s",
                                            spec=spec(objectives=["proxy"], device=None, space=TINY_SPACE))
     client.force_login(actors.bob)

@@ -20,12 +20,14 @@ pytestmark = pytest.mark.django_db
 
 
 def _finish(check: ProxyCheck, ppl_of=lambda proxy: 1e4 / proxy, *, only=None) -> None:
-    """Play the training worker: complete the runs (perplexity falling with the proxy unless told otherwise)."""
+    """Play the training worker: complete the runs (perplexity falling with the proxy unless told otherwise), then
+    update the check as the task that finishing them sends does."""
     for member in check.members.select_related("run"):
         if only is not None and member.run_id not in only:
             continue
         proxy = Architecture.from_dict(member.run.architecture).non_embedding_params
         TrainingRun.objects.filter(pk=member.run_id).update(status="completed", val_ppl=ppl_of(proxy), val_loss=1.0)
+    services.do_update_proxy_check(check.pk)
 
 
 def test_a_check_queues_one_training_run_per_architecture_across_the_proxy_range(create, sent, actors):
@@ -88,7 +90,7 @@ def test_partial_results_as_models_finish_and_failures_are_excluded_not_dropped(
     check = create(sample_size=5)
     runs = sorted(m.run_id for m in check.members.all())
     _finish(check, only=runs[:3])
-    check = services.refresh(ProxyCheck.objects.get(pk=check.pk))
+    check = ProxyCheck.objects.get(pk=check.pk)
     budget = check.result["budgets"][0]
     assert check.status == "running" and budget["n"] == 3
     assert budget["predictors"]["proxy"]["spearman"]["estimate"] == -1.0
@@ -96,7 +98,7 @@ def test_partial_results_as_models_finish_and_failures_are_excluded_not_dropped(
 
     zoo_services.do_fail_training(runs[3], None, "DataError: the validation part is too short")
     zoo_services.do_cancel_training(TrainingRun.objects.get(pk=runs[4]))
-    check = services.refresh(ProxyCheck.objects.get(pk=check.pk))
+    check = ProxyCheck.objects.get(pk=check.pk)  # the failed and the cancelled run updated it
     assert check.status == "completed" and check.finished_at is not None
     assert check.result["budgets"][0]["failed"] == 2 and "2 failed or cancelled and excluded" in check.result["sentence"]
     rows = services.model_rows(check)
@@ -104,23 +106,61 @@ def test_partial_results_as_models_finish_and_failures_are_excluded_not_dropped(
     assert errors == ["DataError: the validation part is too short"]
 
 
+def test_a_check_whose_runs_finish_with_no_request_in_between_is_completed(create, sent, one_thread):
+    """The training worker's path (the task's body, in-process) and nothing else: each finished run sends its check's
+    update, which runs (eagerly here) and stores the status and the result."""
+    from lts_web import queueing
+    from workers.training import execute_training
+
+    check = create(sample_size=3)
+    for member in check.members.all():
+        assert execute_training(member.run_id, "w1") == "completed"
+    assert [m["args"] for m in sent.named(queueing.UPDATE_PROXY_CHECK)] == [[check.pk]] * 3
+    check = ProxyCheck.objects.get(pk=check.pk)
+    assert check.status == "completed" and check.finished_at is not None
+    budget = check.result["budgets"][0]
+    assert budget["n"] == 3 and budget["failed"] == 0
+    assert budget["predictors"]["proxy"]["spearman"]["estimate"] is not None
+    assert check.result["sentence"].startswith("Short-run ranking after 512 tokens per model, 3 models")
+
+
+def test_a_run_outside_a_check_sends_no_update(actors, dataset, sent):
+    from lts_web import queueing
+    from tests.models_zoo.conftest import FAST_CONFIG, TINY_ARCH
+
+    run = zoo_services.do_start_training(owner=actors.alice, team=actors.acme, dataset=dataset, tokenizer="bpe:300",
+                                         config=FAST_CONFIG, architecture=TINY_ARCH)
+    assert zoo_services.do_cancel_training(run)
+    assert sent.named(queueing.UPDATE_PROXY_CHECK) == [] and len(sent.named(queueing.TRAIN_MODEL)) == 1
+
+
+def test_the_reaper_updates_a_check_whose_last_message_was_lost(create):
+    stuck, busy = create(sample_size=3), create(sample_size=3, name="busy")
+    _finish(busy, only=[busy.members.first().run_id])
+    TrainingRun.objects.filter(proxy_check_member__proxy_check=stuck).update(status="completed", val_ppl=5.0)
+    assert services.do_reap_proxy_checks() == 1  # the other still trains: left to its runs' messages
+    assert ProxyCheck.objects.get(pk=stuck.pk).status == "completed"
+    assert ProxyCheck.objects.get(pk=busy.pk).status == "running"
+    assert services.do_reap_proxy_checks() == 0
+
+
 def test_too_few_trained_models_fail_the_check(create):
     check = create(sample_size=3)
     for member in check.members.all():
         zoo_services.do_fail_training(member.run_id, None, "boom")
-    check = services.refresh(ProxyCheck.objects.get(pk=check.pk))
+    check = ProxyCheck.objects.get(pk=check.pk)
     assert check.status == "failed" and "Not enough trained models yet: 0 of 3 finished. 3 failed" in check.result["sentence"]
 
 
-def test_refresh_is_a_no_op_until_a_run_changes(create):
+def test_an_update_is_a_no_op_until_a_run_changes(create):
     check = create(sample_size=3)
     _finish(check)
-    check = services.refresh(ProxyCheck.objects.get(pk=check.pk))
-    assert check.status == "completed"
-    again = ProxyCheck.objects.get(pk=check.pk)
+    assert ProxyCheck.objects.get(pk=check.pk).status == "completed"
     with CaptureQueriesContext(connection) as queries:
-        services.refresh(again)
-    assert len(queries) == 1  # the runs' state only: no bootstrap, no write
+        services.do_update_proxy_check(check.pk)
+    selects = [q["sql"] for q in queries if q["sql"].startswith("SELECT")]
+    assert len(selects) == 2, selects  # the locked check and the runs' state only: no bootstrap
+    assert [q["sql"] for q in queries if q["sql"].startswith(("UPDATE", "INSERT", "DELETE"))] == []
 
 
 def test_cancel_cancels_the_queued_runs_and_the_check(create):
@@ -137,15 +177,11 @@ def test_delete_keeps_the_runs_and_refuses_a_running_check(create):
     with pytest.raises(services.Conflict):
         services.do_delete_proxy_check(check)
     _finish(check)
-    services.refresh(check)
     services.do_delete_proxy_check(check)
     assert not ProxyCheck.objects.exists() and TrainingRun.objects.count() == 3
 
 
-def test_a_finished_search_gives_its_candidates(create, actors, monkeypatch):
-    from workers.tasks import advance_search
-
-    monkeypatch.setattr(advance_search, "delay", lambda *a, **k: None)
+def test_a_finished_search_gives_its_candidates(create, actors):
     job = search_services.do_create_search(owner=actors.alice, team=actors.acme, name="s",
                                            spec=spec(objectives=["proxy"], device=None))
     with pytest.raises(ConfigError) as err:

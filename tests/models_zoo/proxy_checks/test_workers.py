@@ -38,7 +38,9 @@ def _check_result(out: str, tmp_path) -> ProxyCheck:
 
 def test_a_k3_check_trains_on_a_worker_and_reports(start_worker, actors, corpus, roots, tmp_path):
     data, artifacts = roots
-    worker = start_worker(["train"], env={**FAST, "LTS_DATA_ROOT": str(data), "LTS_ARTIFACT_ROOT": str(artifacts)})
+    # "control": the check's updates, sent as its runs finish (the command only reads the check)
+    worker = start_worker(["train", "control"],
+                          env={**FAST, "LTS_DATA_ROOT": str(data), "LTS_ARTIFACT_ROOT": str(artifacts)})
     out = io.StringIO()
     try:
         call_command("lts_proxy_check", *ARGS, "--data", corpus, "--timeout", "180", "--json",

@@ -153,6 +153,8 @@ class Command(BaseCommand):
     def _local(self, check: ProxyCheck) -> ProxyCheck:
         from transformers.utils import logging as hf_logging
 
+        # --local makes this command the training worker (a CLI entry point, not a service): it runs the task's body
+        # in-process. tests/test_import_graph.py allows exactly this import of worker code outside workers/.
         from workers.training import execute_training
 
         hf_logging.disable_progress_bar()  # "Writing model shards" of every export would break the progress bar
@@ -170,7 +172,7 @@ class Command(BaseCommand):
                     self._show(progress_line(check, run), state, force=p.event != "train")
 
                 execute_training(run.pk, worker, echo=echo)
-                check = services.refresh(ProxyCheck.objects.get(pk=check.pk))
+                check = services.do_update_proxy_check(check.pk)  # this process is the worker: no message waits
                 self._done(check, run, state)
             current = None
         except KeyboardInterrupt:
@@ -178,7 +180,7 @@ class Command(BaseCommand):
             if current is not None:
                 zoo_services.do_fail_training(current.pk, None, "interrupted: lts_proxy_check --local was stopped")
             raise CommandError(f"interrupted: proxy check #{check.pk} cancelled") from None
-        check = services.refresh(ProxyCheck.objects.get(pk=check.pk))
+        check = services.do_update_proxy_check(check.pk)
         self._show(progress_line(check), state, force=True)
         if sys.stdout.isatty():
             self.stdout.write("")
@@ -189,7 +191,7 @@ class Command(BaseCommand):
         state: dict = {}
         reported: set[int] = set()
         while True:
-            check = services.refresh(ProxyCheck.objects.get(pk=check.pk))
+            check = ProxyCheck.objects.get(pk=check.pk)  # updated by the workers as its runs finish
             rows = services.members(check)
             for m in rows:
                 if m.run.status in TrainingRun.FINISHED and m.run_id not in reported:
