@@ -27,8 +27,8 @@ _PARAM_KEYS = ("init_population", "mutations_per_parent", "num_crossovers", "num
 _POLICY_PARAM_KEYS = ("exploration", "batch", "min_gain")
 _TOP_KEYS = {"preset", "space", "objectives", "constraints", "device", "profiling", "algorithm", "params", "seed",
              "budget", "measure"}
-# "all": measure every candidate (the default). "predicted": measure those the cost model cannot rule out
-# (searches.core.policy), predict the rest.
+# "all": measure every candidate. "predicted" (the default with a device): measure those the cost model cannot rule
+# out (searches.core.policy), predict the rest.
 MEASURE_POLICIES = ("all", "predicted")
 _BUDGET_DEFAULTS = {"generations": 10, "max_candidates": None, "max_hardware_seconds": None}
 # A search proposes at most generations x max_unseen = 10,000 x 10,000 candidates (evolution.PARAM_LIMITS); a year
@@ -101,7 +101,11 @@ def normalize_spec(data: Mapping[str, Any]) -> dict[str, Any]:
     except ConfigError as exc:
         errors.update(_nested("profiling", exc))
 
-    algorithm = data.get("algorithm", "evolution")
+    # The defaults (bench/search_e2e.py, BENCHMARKS.md): a search on a device measures what the cost model picks,
+    # scoring the whole space when it is small enough; anything else measures every candidate of an evolution.
+    measure = data.get("measure", "predicted" if hardware else "all")
+    small = space is not None and space.size <= SCORE_SPACE_LIMIT
+    algorithm = data.get("algorithm", "scored" if measure == "predicted" and small else "evolution")
     if not isinstance(algorithm, str) or algorithm not in ALGORITHMS:
         errors["algorithm"] = f"must be one of {', '.join(ALGORITHMS)}"
     elif algorithm == "scored" and space is not None and space.size > SCORE_SPACE_LIMIT:
@@ -116,7 +120,6 @@ def normalize_spec(data: Mapping[str, Any]) -> dict[str, Any]:
     errors.update({f"params.{k}": "unknown parameter" for k in params
                    if k not in _PARAM_KEYS and k not in _POLICY_PARAM_KEYS})
 
-    measure = data.get("measure", "all")
     if not isinstance(measure, str) or measure not in MEASURE_POLICIES:
         errors["measure"] = f"must be one of {', '.join(MEASURE_POLICIES)}"
     elif measure == "predicted" and not hardware:

@@ -32,6 +32,7 @@ from searches.models import Candidate, Device, Measurement, SearchJob
 from searches.permissions import can_change, visible_searches
 from searches.services import measured_keys
 from searches.serializers import SearchJobSerializer, SpacePreviewSerializer
+from searches.specs import space_of
 
 DASHBOARD_PAGE_SIZE = 25
 # The "compare with" menu of a search lists this many of the team's most recent other searches.
@@ -74,6 +75,8 @@ def _measured_text(job: SearchJob, counts: dict[str, int]) -> str:
     candidates times the job's mean device time per measurement (detail.js measuredText says the same live)."""
     if job.spec.get("measure", "all") != "predicted":
         return f"{counts['measured']}/{counts['candidates']} measured"
+    if job.spec.get("algorithm") == "scored":
+        return f"measured {counts['measured']} of {space_of(job.spec).size:,} in the space (the rest predicted)"
     text = f"measured {counts['measured']} of {counts['candidates']} proposed"
     predicted, measured = counts.get("predicted", 0), counts.get("hardware_measured", 0)
     if not predicted or not measured:
@@ -198,7 +201,7 @@ def search_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "frontier": reverse("search-frontier", args=[0]), "action": reverse("search-cancel", args=[0]),
             "detail": reverse("search-page", args=[0]), "candidate": reverse("candidate-page", args=[0, "ARCHID"])}
     page_data = {"job": SearchJobSerializer(job).data, "can_change": allowed, "finished": list(SearchJob.FINISHED),
-                 "needs_hardware": job.needs_hardware, "urls": urls}
+                 "needs_hardware": job.needs_hardware, "urls": urls, "space_size": space_of(job.spec).size}
     return render(request, "searches/detail.html", {"job": job, "progress": _progress(job), "can_change": allowed,
                                                     "compare": compare, "page_data": page_data,
                                                     "proxy_checks": proxy_checks_of(request.user, job),
@@ -220,6 +223,7 @@ def candidate_detail(request: HttpRequest, pk: int, archid: str) -> HttpResponse
         "job": job, "candidate": candidate, "parents": parents, "measurements": measurements,
         "elsewhere": elsewhere, "config": candidate.config, "proxy": f"{candidate.non_embedding_params:,}",
         "total_params": f"{candidate.total_params:,}", "predicted": predicted,
+        "predicted_note": "not measured" if candidate.status == Candidate.Status.PREDICTED else "before it was measured",
         "can_measure": candidate.status == Candidate.Status.PREDICTED and job.status != SearchJob.Status.CANCELLED
         and can_change(request.user, job),
     })

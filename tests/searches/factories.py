@@ -18,7 +18,7 @@ def spec(**overrides: Any) -> dict[str, Any]:
     data: dict[str, Any] = {
         "space": SMALL_SPACE, "objectives": ["proxy", "latency", "memory"], "device": "edge-1",
         "profiling": FAST_PROFILING, "params": {"init_population": 6, "num_crossovers": 2, "num_random_mix": 2},
-        "budget": {"generations": 3}, "seed": 7,
+        "budget": {"generations": 3}, "seed": 7, "measure": "all",  # the evolution measuring every candidate
     }
     data.update(overrides)
     return normalize_spec(data)

@@ -28,7 +28,7 @@ def smooth(arch) -> dict[str, float]:
 
 
 def tiny(measure: str = "predicted", **overrides) -> dict:
-    data = {"preset": "tiny", "space": None, "measure": measure, "profiling": FAST_PROFILING,
+    data = {"preset": "tiny", "space": None, "measure": measure, "algorithm": "evolution", "profiling": FAST_PROFILING,
             "params": {"init_population": 10}, "budget": {"generations": 8}, "seed": 5}
     data.update(overrides)
     return spec(**data)
@@ -187,7 +187,7 @@ def test_measure_is_validated(api_client, actors, device):
     assert response.status_code == 201 and response.json()["spec"]["measure"] == "predicted"
     assert response.json()["spec"]["params"]["exploration"] == 0.05
     default = api_client.post("/api/v1/searches/", body, format="json").json()
-    assert default["spec"]["measure"] == "all"
+    assert default["spec"]["measure"] == "predicted"
 
 
 def test_lts_search_measure_flag(actors, device, no_messages):
@@ -200,7 +200,10 @@ def test_lts_search_measure_flag(actors, device, no_messages):
     assert job.spec["measure"] == "predicted" and f"search #{job.pk}" in out.getvalue()
     call_command("lts_search", "--preset", "tiny", "--device", "edge-1", "--user", "alice", "--name", "default",
                  "--no-wait", stdout=io.StringIO())
-    assert SearchJob.objects.get(name="default").spec["measure"] == "all"
+    assert SearchJob.objects.get(name="default").spec["measure"] == "predicted"
+    call_command("lts_search", "--preset", "tiny", "--device", "edge-1", "--user", "alice", "--name", "all",
+                 "--measure", "all", "--no-wait", stdout=io.StringIO())
+    assert SearchJob.objects.get(name="all").spec["algorithm"] == "evolution"
     with pytest.raises(CommandError, match="invalid choice"):
         call_command("lts_search", "--preset", "tiny", "--measure", "some", "--user", "alice", "--no-wait")
     with pytest.raises(CommandError, match="measure: .*latency or memory"):
@@ -221,12 +224,17 @@ def test_candidate_page_shows_the_prediction_and_a_measure_button(client, actors
     page = client.get(url).content.decode()
     assert 'id="measure-candidate"' in page and f'data-url="/api/v1/candidates/{target.pk}/measure/"' in page
     assert "predicted latency" in page and "candidate.js" in page and "onclick" not in page
+    assert "(not measured)" in page
     client.force_login(actors.bob)  # a teammate who may not change the search: no button
     assert 'id="measure-candidate"' not in client.get(url).content.decode()
     measured = job.candidates.filter(status="measured").first()
     client.force_login(actors.alice)
     assert 'id="measure-candidate"' not in client.get(
         f"/searches/{job.pk}/candidates/{measured.archid}/").content.decode()
+    # A candidate the algorithm "scored" picked carries the prediction it was picked on, beside its measurement.
+    picked = _run(actors, scored(), name="scored").candidates.filter(origin="scored", status="measured").first()
+    page = client.get(f"/searches/{picked.job_id}/candidates/{picked.archid}/").content.decode()
+    assert "predicted latency" in page and "(before it was measured)" in page and "(not measured)" not in page
 
 
 def test_search_page_counts_measured_of_proposed_and_time_saved(client, actors, device, no_messages):
@@ -241,6 +249,10 @@ def test_search_page_counts_measured_of_proposed_and_time_saved(client, actors, 
     plain = _run(actors, tiny("all", seed=11), name="plain")
     assert f"{plain.counts['measured']}/{plain.counts['candidates']} measured" in client.get(
         f"/searches/{plain.pk}/").content.decode()
+    whole = _run(actors, scored(seed=12), name="scored")
+    page = client.get(f"/searches/{whole.pk}/").content.decode()
+    assert f"measured {whole.counts['measured']} of 48 in the space (the rest predicted)" in page
+    assert "10 per round, smallest gain 0.001" in page and '"space_size": 48' in page
     # The page's first load and its poll carry the predictions the charts draw as hollow markers.
     points = client.get(f"/api/v1/searches/{job.pk}/points/").json()["columns"]
     drawn = [p for p, s in zip(points["predicted"], points["status"]) if s == "predicted"]
@@ -334,3 +346,21 @@ def test_scored_is_validated(api_client, actors, device):
                                format="json")
     assert response.status_code == 201, response.json()
     assert response.json()["spec"]["params"]["batch"] == 4
+
+
+def test_a_search_on_a_device_measures_what_the_cost_model_picks_by_default(api_client, actors, device):
+    api_client.force_authenticate(actors.alice)
+    body = {"name": "x", "preset": "tiny", "device": "edge-1", "profiling": FAST_PROFILING}
+    created = api_client.post("/api/v1/searches/", body, format="json").json()["spec"]
+    assert (created["measure"], created["algorithm"]) == ("predicted", "scored")
+    # Measuring every candidate: the evolution; nothing measured (proxy only): the evolution, measure all.
+    every = api_client.post("/api/v1/searches/", {**body, "measure": "all"}, format="json").json()["spec"]
+    assert (every["measure"], every["algorithm"]) == ("all", "evolution")
+    proxy = api_client.post("/api/v1/searches/", {**body, "objectives": ["proxy"], "device": None},
+                            format="json").json()["spec"]
+    assert (proxy["measure"], proxy["algorithm"]) == ("all", "evolution")
+    # A space too large to score whole: the evolution with the policy.
+    huge = {"n_layer": {"range": [1, 101, 1]}, "d_model": {"range": [64, 4096, 64]},
+            "d_inner": {"range": [64, 4096, 64]}, "n_head": [1, 2, 4, 8]}
+    large = api_client.post("/api/v1/searches/", {**body, "preset": None, "space": huge}, format="json").json()
+    assert (large["spec"]["measure"], large["spec"]["algorithm"]) == ("predicted", "evolution"), large

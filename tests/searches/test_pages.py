@@ -262,7 +262,8 @@ API_ERROR_KEYS = ["name", "team", "preset", "space", "space.n_layer", "space.d_m
                   "profiling.rel_tolerance", "profiling.min_repeats", "profiling.max_repeats",
                   "profiling.max_seconds", "profiling.host_tolerance", "profiling.host_wait_s", "algorithm", "params", "params.init_population",
                   "params.mutations_per_parent", "params.num_crossovers", "params.num_random_mix",
-                  "params.max_unseen", "params.mutation_prob", "params.exploration", "measure", "budget",
+                  "params.max_unseen", "params.mutation_prob", "params.exploration", "params.batch",
+                  "params.min_gain", "measure", "budget",
                   "budget.generations", "budget.max_candidates", "budget.max_hardware_seconds", "seed",
                   "non_field_errors"]
 
@@ -275,8 +276,11 @@ def test_new_search_form_has_an_error_place_for_every_api_field(client, actors, 
     for key in API_ERROR_KEYS:
         if "." in key:
             assert f'name="{key}"' in page, key
-    assert re.search(r'<select id="f-measure" name="measure" data-kind="text"><option value="all">[^<]*</option>'
-                     r'<option value="predicted">', page)  # "all" first: the default
+    # The defaults: measure what the cost model picks, scoring the whole space.
+    assert re.search(r'<select id="f-measure" name="measure" data-kind="text"><option value="predicted" selected>',
+                     page)
+    assert re.search(r'<select id="f-algorithm" name="algorithm" data-kind="text"><option value="scored" selected>',
+                     page)
     assert 'value="edge-1" checked' in page and "Test CPU" in page  # the online device is preselected
     assert '"name": "gpt2-lts"' in page and '"name": "tiny"' in page  # presets with their space for the editor
     assert 'data-create-url="/api/v1/searches/"' in page and 'data-preview-url="/api/v1/spaces/preview/"' in page

@@ -31,11 +31,12 @@ class Command(BaseCommand):
         parser.add_argument("--objectives", help="comma-separated: proxy,latency,memory")
         parser.add_argument("--seed", type=int)
         parser.add_argument("--algorithm", choices=list(ALGORITHMS),
-                            help="evolution (LTS), random (baseline) or scored (measure predicted only: predict the "
-                                 "whole space each round, measure what adds most hypervolume)")
+                            help="evolution (LTS), random (baseline) or scored (with --measure predicted: predict "
+                                 "the whole space each round, measure what adds most hypervolume). Default: scored "
+                                 "when measuring predicted on a space of at most 100,000 architectures, else evolution")
         parser.add_argument("--measure", choices=list(MEASURE_POLICIES),
-                            help="all (default): measure every candidate; predicted: measure those the device's cost "
-                                 "model cannot rule out, predict the rest")
+                            help="predicted (default with a device): measure what the device's cost model cannot "
+                                 "rule out, predict the rest; all: measure every candidate")
         parser.add_argument("--name", default="")
         parser.add_argument("--host-wait", type=float, metavar="SECONDS",
                             help="profiling.host_wait_s: how long a measurement may wait out slow phases of a shared "

@@ -552,6 +552,9 @@
    *  candidates times the job's mean device time per measurement (views._progress says the same on first load). */
   function measuredText(state, counts) {
     if ((state.spec.measure || "all") !== "predicted") return `${counts.measured}/${counts.candidates} measured`;
+    if (state.spec.algorithm === "scored") {
+      return `measured ${counts.measured} of ${LTS.int(page.space_size)} in the space (the rest predicted)`;
+    }
     const text = `measured ${counts.measured} of ${counts.candidates} proposed`;
     if (!counts.predicted || !counts.hardware_measured) return text;
     const saved = (counts.predicted * state.hardware_seconds) / counts.hardware_measured;

@@ -157,6 +157,11 @@
     body.objectives = [...form.querySelectorAll("input[name=objectives]:checked")].map((i) => i.value);
     const device = form.querySelector("input[name=device]:checked");
     body.device = device && device.value ? device.value : null;
+    if (!body.objectives.some((name) => name === "latency" || name === "memory")) {
+      // Nothing is measured: the policy and the scoring do not apply; the API's defaults (evolution) do.
+      delete body.measure;
+      if (body.algorithm === "scored") delete body.algorithm;
+    }
     return { body, errors };
   }
 
