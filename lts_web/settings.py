@@ -262,6 +262,8 @@ REST_FRAMEWORK = {
     },
     "DEFAULT_PARSER_CLASSES": ["lts_web.parsers.JSONParser", "rest_framework.parsers.FormParser",
                                "rest_framework.parsers.MultiPartParser"],
+    # A service's Conflict answers 409, a ConfigError 400 with its field messages (lts_web/errors.py).
+    "EXCEPTION_HANDLER": "lts_web.errors.exception_handler",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "LTS Studio API",

@@ -15,6 +15,7 @@ from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from lts_web.errors import field_errors
 from lts_web.throttling import GenerateThrottle, StartWorkThrottled
 from models_zoo import generation, services
 from models_zoo.archive import stream_zip
@@ -36,14 +37,6 @@ from models_zoo.serializers import (
 from searches.core.arch import ConfigError
 
 
-def _field_errors(exc: ConfigError) -> ValidationError:
-    return ValidationError({field: [message] for field, message in exc.errors.items()})
-
-
-def _conflict(message: str) -> Response:
-    return Response({"detail": message}, status=status.HTTP_409_CONFLICT)
-
-
 class DatasetViewSet(StartWorkThrottled, mixins.CreateModelMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin,
                      mixins.DestroyModelMixin, viewsets.GenericViewSet):
     """Training text of your teams: an upload (multipart, field ``file``), a folder under LTS_DATA_ROOT, or a
@@ -63,18 +56,11 @@ class DatasetViewSet(StartWorkThrottled, mixins.CreateModelMixin, mixins.ListMod
         serializer.is_valid(raise_exception=True)
         data = dict(serializer.validated_data)
         upload = data.pop("file", None)
-        try:
-            dataset = services.do_register_dataset(owner=request.user, upload=upload, **data)
-        except ConfigError as exc:
-            raise _field_errors(exc) from None
+        dataset = services.do_register_dataset(owner=request.user, upload=upload, **data)
         return Response(DatasetSerializer(self.get_queryset().get(pk=dataset.pk)).data, status=status.HTTP_201_CREATED)
 
-    def destroy(self, request, *args, **kwargs):
-        try:
-            services.do_delete_dataset(self.get_object())
-        except services.Conflict as exc:
-            return _conflict(str(exc))
-        return Response(status=status.HTTP_204_NO_CONTENT)
+    def perform_destroy(self, instance: Dataset) -> None:
+        services.do_delete_dataset(instance)
 
 
 class TrainingRunViewSet(StartWorkThrottled, mixins.CreateModelMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin,
@@ -102,22 +88,17 @@ class TrainingRunViewSet(StartWorkThrottled, mixins.CreateModelMixin, mixins.Lis
         serializer = TrainingRunCreateSerializer(data=request.data, context={"request": request})
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        try:
-            run = services.do_start_training(
-                owner=request.user, team=data["team"], dataset=data["dataset"], tokenizer=data["tokenizer"],
-                config=data["config"], architecture=data.get("architecture"), candidate=data.get("candidate"),
-                name=data.get("name", ""))
-        except ConfigError as exc:
-            raise _field_errors(exc) from None
+        run = services.do_start_training(
+            owner=request.user, team=data["team"], dataset=data["dataset"], tokenizer=data["tokenizer"],
+            config=data["config"], architecture=data.get("architecture"), candidate=data.get("candidate"),
+            name=data.get("name", ""))
         return Response(TrainingRunSerializer(self.get_queryset().get(pk=run.pk)).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=None, responses={200: TrainingRunSerializer})
     @action(detail=True, methods=["post"])
     def cancel(self, request, pk=None):
         """Cancel a queued run now, or ask a running one to stop (it checkpoints and stops within a heartbeat)."""
-        run = self.get_object()
-        if not services.do_cancel_training(run):
-            return _conflict(f"cannot cancel a run that is {run.status}")
+        run = services.do_cancel_training(self.get_object())
         return Response(TrainingRunSerializer(self.get_queryset().get(pk=run.pk)).data)
 
 
@@ -218,7 +199,7 @@ class _GenerateBase(APIView):
         try:
             return generation.do_start_generation(user=request.user, model=model, prompt=prompt, sampling=data)
         except GenerationError as exc:
-            raise _field_errors(exc) from None
+            raise field_errors(exc) from None
         except generation.LimitExceeded as exc:
             raise Throttled(detail=str(exc)) from None
 

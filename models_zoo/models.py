@@ -6,6 +6,8 @@ from pathlib import Path
 from django.conf import settings
 from django.db import models
 
+from lts_web.work import QueuedWork
+
 
 class Dataset(models.Model):
     """Training text: an uploaded file, a folder under LTS_DATA_ROOT, or a Hugging Face dataset.
@@ -48,7 +50,7 @@ class Dataset(models.Model):
         return f"{self.kind}:{self.path}"
 
 
-class TrainingRun(models.Model):
+class TrainingRun(QueuedWork):
     """One training of an architecture on a dataset with a tokenizer and a budget (workers/training.py runs it)."""
 
     class Status(models.TextChoices):
@@ -60,6 +62,7 @@ class TrainingRun(models.Model):
 
     ACTIVE = (Status.QUEUED, Status.RUNNING)
     FINISHED = (Status.COMPLETED, Status.FAILED, Status.CANCELLED)
+    WAITING = Status.QUEUED
 
     team = models.ForeignKey("lts_web.Team", on_delete=models.CASCADE, related_name="training_runs")
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="training_runs")
@@ -90,11 +93,6 @@ class TrainingRun(models.Model):
     history = models.JSONField(default=list, blank=True)  # progress points, thinned to LTS_TRAIN_HISTORY_POINTS
     resumed_from = models.PositiveIntegerField(null=True, blank=True)  # checkpoint step of the last resume
 
-    attempts = models.PositiveIntegerField(default=0)
-    claimed_by = models.CharField(max_length=255, blank=True)
-    task_id = models.CharField(max_length=64, blank=True)
-    dispatched_at = models.DateTimeField(null=True, blank=True)
-    heartbeat_at = models.DateTimeField(null=True, blank=True)
     error = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)

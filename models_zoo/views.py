@@ -168,11 +168,13 @@ def run_cancel(request: HttpRequest, pk: int) -> HttpResponse:
     run = get_object_or_404(visible(TrainingRun, request.user), pk=pk)
     if not can_change(request.user, run):
         raise PermissionDenied("only the owner or a team admin may cancel this run")
-    if services.do_cancel_training(run):
+    try:
+        services.do_cancel_training(run)
+    except services.Conflict:
+        messages.error(request, f"The run is already {run.status}.")
+    else:
         messages.success(request, "Cancel requested: the run checkpoints and stops." if run.status == "running"
                          else "Cancelled.")
-    else:
-        messages.error(request, f"The run is already {run.status}.")
     return redirect("training-run", pk=pk)
 
 

@@ -7,22 +7,22 @@ worker's ``train()`` resumes from it (model, optimizer, schedule, data position,
 """
 from __future__ import annotations
 
-import contextlib
 import logging
 import socket
 import threading
 import time
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 from celery import shared_task
 from django.conf import settings
-from django.db import InterfaceError, OperationalError, close_old_connections, connection
+from django.db import InterfaceError, OperationalError, close_old_connections
 
 from models_zoo import services
-from models_zoo.core import Progress, prepare_data, saved_tokenizer, train
+from models_zoo.core import Progress, prepare_data, saved_tokenizer, thin_history, train
 from models_zoo.models import TrainingRun
 from searches.core.arch import ConfigError
 from searches.queues import broker_lost_data
+from workers.heartbeat import Heartbeat
 
 __all__ = ["execute_training", "reap_training", "train_model"]
 
@@ -32,32 +32,18 @@ logger = logging.getLogger(__name__)
 _TRANSIENT = (OperationalError, InterfaceError)
 
 
-@contextlib.contextmanager
-def _heartbeat(run_id: int, worker: str, stop: threading.Event) -> Iterator[None]:
+def _heartbeat(run_id: int, worker: str, stop: threading.Event) -> Heartbeat:
     """Refresh the run's heartbeat every LTS_HEARTBEAT_S and read its cancel flag at the same time, so that the
     training loop's should_stop() is a flag test, never a query. ``stop`` is set on a cancel or a lost claim."""
-    done = threading.Event()
 
     def beat() -> None:
-        while not done.wait(settings.LTS_HEARTBEAT_S):
-            try:
-                state = services.do_training_heartbeat(run_id, worker)
-            except Exception:  # a database blip: the next beat retries; three missed beats let the reaper act
-                logger.exception("heartbeat of training run %s failed", run_id)
-                continue
-            if state != "ok":
-                logger.info("training run %s: %s, stopping", run_id, "cancel requested" if state == "cancel" else
-                            "claim lost")
-                stop.set()
-        connection.close()
+        state = services.do_training_heartbeat(run_id, worker)
+        if state != "ok":
+            logger.info("training run %s: %s, stopping", run_id, "cancel requested" if state == "cancel" else
+                        "claim lost")
+            stop.set()
 
-    thread = threading.Thread(target=beat, name=f"train-heartbeat-{run_id}", daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        done.set()
-        thread.join(5)
+    return Heartbeat(beat, settings.LTS_HEARTBEAT_S, name=f"heartbeat of training run {run_id}")
 
 
 class _ProgressWriter:
@@ -83,7 +69,7 @@ class _ProgressWriter:
         if self.history and self.history[-1]["step"] == p.step:  # e.g. the final evaluation after the last step
             point = {**self.history.pop(), **{k: v for k, v in point.items() if v is not None}}
         self.history.append(point)
-        self.history = services.thin_history(self.history)
+        self.history = thin_history(self.history)
         values = self.values or {}
         values.update(step=p.step, total_steps=p.total_steps, tokens_seen=p.tokens_seen, lr=p.lr,
                       tokens_per_s=p.tokens_per_s, eta_s=p.eta_s, elapsed_s=p.elapsed_s)

@@ -10,6 +10,7 @@ the training reaper does not already handle.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from typing import Any, Iterable, Mapping
@@ -173,7 +174,8 @@ def do_cancel_proxy_check(check: ProxyCheck) -> bool:
     if not ProxyCheck.objects.filter(pk=check.pk, status=S.RUNNING).update(cancel_requested=True):
         return False
     for run in TrainingRun.objects.filter(proxy_check_member__proxy_check=check, status__in=TrainingRun.ACTIVE):
-        zoo_services.do_cancel_training(run)
+        with contextlib.suppress(Conflict):  # it finished meanwhile
+            zoo_services.do_cancel_training(run)
     check.refresh_from_db()
     refresh(check)
     return True
