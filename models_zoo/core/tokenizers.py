@@ -133,9 +133,8 @@ def train_bpe(texts: Iterable[str], vocab_size: int, *, min_frequency: int = 2) 
 def check_vocab_size(vocab_size: object) -> int:
     """The size of a BPE to train, or TokenizerError({"vocab_size": ...}) outside [MIN_VOCAB_SIZE, MAX_VOCAB_SIZE]."""
     if isinstance(vocab_size, bool) or not isinstance(vocab_size, int) or not MIN_VOCAB_SIZE <= vocab_size <= MAX_VOCAB_SIZE:
-        raise TokenizerError({"vocab_size": f"vocabulary size must be an integer in [{MIN_VOCAB_SIZE}, "
-                                            f"{MAX_VOCAB_SIZE}] (256 byte symbols + end-of-text + merges), "
-                                            f"got {vocab_size!r}"})
+        raise TokenizerError({"vocab_size": f"vocabulary size must be in [{MIN_VOCAB_SIZE}, {MAX_VOCAB_SIZE}] (an "
+                                            f"integer: 256 byte symbols + end-of-text + merges), got {vocab_size!r}"})
     return vocab_size
 
 
