@@ -234,6 +234,7 @@ CELERY_WORKER_SEND_TASK_EVENTS = True
 CELERY_TASK_SEND_SENT_EVENT = True
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_TASK_ROUTES = {"workers.tasks.*": {"queue": "control"}, "workers.training.train_model": {"queue": "train"},
+                      "workers.training.import_hub_model": {"queue": "train"},
                       "workers.training.*": {"queue": "control"}, "workers.generation.*": {"queue": "generate"}}
 CELERY_BEAT_SCHEDULE = {
     "reap-stale-work": {"task": "workers.tasks.reap_stale_work", "schedule": float(envint("LTS_REAPER_INTERVAL_S", 15, minimum=1))},

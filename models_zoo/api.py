@@ -20,7 +20,7 @@ from lts_web.throttling import GenerateThrottle, StartWorkThrottled
 from models_zoo import generation, services
 from models_zoo.archive import stream_zip
 from models_zoo.core.generation import GenerationError
-from models_zoo.models import Dataset, TrainingRun, ZooModel
+from models_zoo.models import Dataset, TrainingRun, ZooImport, ZooModel
 from models_zoo.permissions import CanChange, visible
 from models_zoo.serializers import (
     DatasetCreateSerializer,
@@ -32,6 +32,7 @@ from models_zoo.serializers import (
     TrainingRunListSerializer,
     TrainingRunSerializer,
     ZooImportSerializer,
+    ZooImportStatusSerializer,
     ZooModelSerializer,
 )
 from searches.core.arch import ConfigError
@@ -140,16 +141,22 @@ class ZooModelViewSet(StartWorkThrottled, mixins.ListModelMixin, mixins.Retrieve
         """The checkpoint folder as a zip (config.json, model.safetensors, tokenizer files, README.md), streamed."""
         return archive_response(self.get_object())
 
-    @extend_schema(request=ZooImportSerializer, responses={201: ZooModelSerializer})
+    @extend_schema(request=ZooImportSerializer, responses={201: ZooModelSerializer, 202: ZooImportStatusSerializer})
     @action(detail=False, methods=["post"], url_path="import")
     def import_model(self, request):
-        """Import a Hugging Face GPT-2 checkpoint folder (``path`` under LTS_DATA_ROOT) or a hub id (``hub_id``,
-        online only); its archid and proxy come from its config.json. ``profile_device`` queues its latency and
-        memory measurement on that device."""
+        """Import a Hugging Face GPT-2 checkpoint folder (``path`` under LTS_DATA_ROOT: 201 with the zoo model) or a
+        hub id (``hub_id``, online only: 202 with the import, which a worker downloads; follow it at
+        /api/v1/zoo-imports/<id>/); its archid and proxy come from its config.json. ``profile_device`` queues its
+        latency and memory measurement on that device."""
         serializer = ZooImportSerializer(data=request.data, context={"request": request})
         serializer.is_valid(raise_exception=True)
         data = dict(serializer.validated_data)
+        hub = data["source"].startswith("hub:")
         try:
+            if hub:
+                queued = services.do_request_import(owner=request.user, **data)
+                return Response(ZooImportStatusSerializer(ZooImport.objects.select_related("owner").get(pk=queued.pk))
+                                .data, status=status.HTTP_202_ACCEPTED)
             model = services.do_import_model(owner=request.user, **data)
         except ConfigError as exc:
             errors = exc.errors
@@ -158,6 +165,18 @@ class ZooModelViewSet(StartWorkThrottled, mixins.ListModelMixin, mixins.Retrieve
             raise ValidationError({k: [v] for k, v in errors.items()}) from None
         model = self.get_queryset().get(pk=model.pk)
         return Response(ZooModelSerializer(model, context=self._context([model])).data, status=status.HTTP_201_CREATED)
+
+
+class ZooImportViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Hub imports of your teams, newest first: queued, running, completed (with the new zoo model) or failed (with
+    the reason). POST /api/v1/zoo-models/import/ with a ``hub_id`` starts one."""
+
+    serializer_class = ZooImportStatusSerializer
+    queryset = ZooImport.objects.none()
+    filterset_fields = ["status", "team"]
+
+    def get_queryset(self):
+        return visible(ZooImport, self.request.user).select_related("owner").order_by("-created_at")
 
 
 def archive_response(model: ZooModel) -> StreamingHttpResponse:

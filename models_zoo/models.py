@@ -168,3 +168,44 @@ class ZooModel(models.Model):
     def archids(self) -> list[str]:
         """The ids its measurements may be stored under: as it is, and as searched."""
         return [a for a in (self.archid, self.source_archid) if a]
+
+
+class ZooImport(QueuedWork):
+    """A Hugging Face hub checkpoint being imported into the zoo by a worker (queue "train"): a download takes
+    minutes, so the request only queues it and the zoo page shows where it stands. A local folder is imported in
+    the request itself (models_zoo.services.do_import_model)."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        COMPLETED = "completed"
+        FAILED = "failed"
+
+    ACTIVE = (Status.QUEUED, Status.RUNNING)
+    FINISHED = (Status.COMPLETED, Status.FAILED)
+    WAITING = Status.QUEUED
+
+    team = models.ForeignKey("lts_web.Team", on_delete=models.CASCADE, related_name="zoo_imports")
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="zoo_imports")
+    source = models.CharField(max_length=1000)  # hub:org/name[/subfolder]
+    revision = models.CharField(max_length=100, blank=True)
+    name = models.CharField(max_length=200, blank=True)
+    profile_device = models.ForeignKey("searches.Device", null=True, blank=True, on_delete=models.SET_NULL,
+                                       related_name="+")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    model = models.OneToOneField(ZooModel, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["team", "-created_at"], name="zoo_import_team_created"),
+            # the reaper: running rows with a stale heartbeat, queued rows whose message was lost
+            models.Index(fields=["status", "heartbeat_at"], name="zoo_import_status_hb"),
+        ]
+
+    def __str__(self) -> str:
+        return f"import of {self.source} (#{self.pk})"

@@ -19,12 +19,12 @@ from django.db import InterfaceError, OperationalError, close_old_connections
 
 from models_zoo import services
 from models_zoo.core import Progress, prepare_data, saved_tokenizer, thin_history, train
-from models_zoo.models import TrainingRun
+from models_zoo.models import TrainingRun, ZooImport
 from searches.core.arch import ConfigError
 from searches.queues import broker_lost_data
 from workers.heartbeat import Heartbeat
 
-__all__ = ["execute_training", "reap_training", "train_model"]
+__all__ = ["execute_import", "execute_training", "import_hub_model", "reap_training", "train_model"]
 
 logger = logging.getLogger(__name__)
 # Transient database trouble (a restarted server, a locked SQLite file) is retried: the retry holds the same claim
@@ -140,9 +140,42 @@ def train_model(self, run_id: int) -> str:
     return execute_training(run_id, worker)
 
 
+def execute_import(import_id: int, worker: str) -> str:
+    """Claim a hub import and run it with a heartbeat (the task's body): "completed", "failed", "already-claimed",
+    "lost-claim" or "missing"."""
+    if not ZooImport.objects.filter(pk=import_id).exists():
+        logger.warning("zoo import %s no longer exists", import_id)
+        return "missing"
+    if not services.try_claim_import(import_id, worker):
+        return "already-claimed"
+    beat = Heartbeat(lambda: ZooImport.objects.heartbeat(import_id, worker), settings.LTS_HEARTBEAT_S,
+                     name=f"heartbeat of zoo import {import_id}")
+    try:
+        with beat:
+            return services.do_run_import(import_id, worker)
+    except _TRANSIENT:
+        raise
+    except Exception as exc:
+        logger.exception("zoo import %s failed", import_id)
+        ZooImport.objects.fail(import_id, worker, f"{type(exc).__name__}: {exc}", unless=ZooImport.FINISHED)
+        return "failed"
+
+
+@shared_task(name="workers.training.import_hub_model", bind=True, acks_late=True, reject_on_worker_lost=True,
+             autoretry_for=_TRANSIENT, retry_backoff=5, retry_backoff_max=120, retry_jitter=True, max_retries=5)
+def import_hub_model(self, import_id: int) -> str:
+    """Download a hub checkpoint into the zoo (queue "train"); a duplicate message finds the claim taken."""
+    close_old_connections()
+    worker = f"{self.request.hostname or socket.gethostname()}:{self.request.id}"
+    return execute_import(import_id, worker)
+
+
 @shared_task(name="workers.training.reap_training")
 def reap_training() -> dict:
-    """Periodic (beat, LTS_REAPER_INTERVAL_S): re-queue runs whose worker died, or fail them after
-    LTS_TRAIN_MAX_ATTEMPTS; re-send queued runs whose message the broker lost (as reap_stale_work)."""
+    """Periodic (beat, LTS_REAPER_INTERVAL_S): re-queue runs and hub imports whose worker died, or fail them after
+    LTS_TRAIN_MAX_ATTEMPTS; re-send queued ones whose message the broker lost (as reap_stale_work)."""
     close_old_connections()
-    return services.do_reap_training(broker_lost=broker_lost_data("reap_training"))
+    broker_lost = broker_lost_data("reap_training")
+    result = services.do_reap_training(broker_lost=broker_lost)
+    result["imports"] = services.do_reap_imports(broker_lost=broker_lost)
+    return result

@@ -9,15 +9,27 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Iterable
 
+from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 
 from models_zoo.core import DataError, architecture_from_hf_config, confined_path, require_hub
-from models_zoo.models import ZooModel
+from models_zoo.models import ZooImport, ZooModel
 from models_zoo.services._common import _artifact_root, _data_root, _folder_size, _move_into_place
 from searches.core.arch import Architecture, ConfigError
 from searches.models import Device, Measurement
+from searches.queues import resend_lost
 
-__all__ = ["do_delete_model", "do_import_model", "measurement_rows", "measurements_by_archid"]
+__all__ = [
+    "do_delete_model",
+    "do_import_model",
+    "do_reap_imports",
+    "do_request_import",
+    "do_run_import",
+    "measurement_rows",
+    "measurements_by_archid",
+    "try_claim_import",
+]
 
 # Files of a Hugging Face GPT-2 checkpoint folder worth keeping in the zoo (weights, configs, tokenizer, card).
 _CHECKPOINT_FILES = re.compile(r"^(config\.json|generation_config\.json|.*\.safetensors|.*\.safetensors\.index\.json|"
@@ -194,3 +206,72 @@ def do_delete_model(model: ZooModel) -> None:
         ZooModel.objects.filter(pk=model.pk).delete()
         if folder is not None:
             transaction.on_commit(lambda: shutil.rmtree(folder, ignore_errors=True))
+
+
+# ---- hub imports, on a worker -------------------------------------------------------------------------------------
+
+
+def do_request_import(*, owner, team, source: str, name: str = "", revision: str | None = None,
+                      profile_device: Device | None = None) -> ZooImport:
+    """Queue the import of a hub checkpoint (``hub:org/name[/subfolder]``) on a "train" worker: the download takes
+    minutes, the request does not wait for it. Refused at once (DataError on ``source``) when the id is malformed or
+    this machine cannot reach the hub."""
+    hub_id = source.strip().removeprefix("hub:")
+    if not _HUB_ID.match(hub_id):
+        raise DataError({"source": f"{hub_id!r} is not a hub id (org/name[/subfolder])"})
+    try:
+        require_hub()
+    except DataError as exc:
+        raise DataError({"source": exc.errors.get("name", str(exc))}) from None
+    with transaction.atomic():
+        request = ZooImport.objects.create(team=team, owner=owner, source=f"hub:{hub_id}", name=name[:200],
+                                           revision=(revision or "")[:100], profile_device=profile_device)
+        _dispatch_import(request.pk)
+    request.refresh_from_db()
+    return request
+
+
+def _dispatch_import(import_id: int) -> None:
+    """Send the task only if this caller wins the right to (QueuedWorkQuerySet.dispatch_once)."""
+    from workers.training import import_hub_model
+
+    task_id = ZooImport.objects.dispatch_once(import_id)
+    if task_id:
+        transaction.on_commit(lambda: import_hub_model.apply_async(args=[import_id], queue="train", task_id=task_id))
+
+
+def try_claim_import(import_id: int, worker: str) -> bool:
+    """Conditional UPDATE (STYLE habit 2): queued, or running with a heartbeat so old that its worker is gone."""
+    return ZooImport.objects.claim(import_id, worker, max_attempts=settings.LTS_TRAIN_MAX_ATTEMPTS,
+                                   started_at=timezone.now())
+
+
+def do_run_import(import_id: int, worker: str) -> str:
+    """The worker's side of a claimed import: download, check and copy (do_import_model), then complete the row
+    with its zoo model. A ConfigError (not found, not a GPT-2 checkpoint, offline) fails it with the message.
+    Returns "completed", "failed" or "lost-claim"."""
+    request = ZooImport.objects.select_related("owner", "team", "profile_device").get(pk=import_id)
+    try:
+        model = do_import_model(owner=request.owner, team=request.team, source=request.source, name=request.name,
+                                revision=request.revision or None, profile_device=request.profile_device)
+    except ConfigError as exc:
+        message = "; ".join(exc.errors.values())
+        return "failed" if ZooImport.objects.fail(import_id, worker, message, unless=ZooImport.FINISHED) else \
+            "lost-claim"
+    if ZooImport.objects.claimed(import_id, worker).update(status=ZooImport.Status.COMPLETED, model=model,
+                                                           finished_at=timezone.now()):
+        return "completed"
+    do_delete_model(model)  # reaped and given to another worker meanwhile: theirs is the import
+    return "lost-claim"
+
+
+def do_reap_imports(*, broker_lost: bool = False) -> dict[str, int]:
+    """Running imports whose heartbeat stopped: sent again (at most LTS_TRAIN_MAX_ATTEMPTS claims), then failed;
+    queued ones whose message is gone: sent again (as do_reap_training)."""
+    resent = resend_lost(ZooImport.objects.filter(status=ZooImport.Status.QUEUED).only("pk", "task_id"),
+                         lambda row: "train", lambda row: _dispatch_import(row.pk), broker_lost=broker_lost)
+    counts = ZooImport.objects.reap_stale(
+        max_attempts=settings.LTS_TRAIN_MAX_ATTEMPTS, dispatch=lambda row: _dispatch_import(row.pk),
+        give_up=lambda row: (f"the worker died or went silent {row.attempts} times (last: "
+                             f"{row.claimed_by or 'unknown'}); giving up: import it again"))
+    return {"requeued": counts["requeued"], "failed": counts["failed"], "redispatched": resent}

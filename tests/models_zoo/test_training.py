@@ -63,6 +63,7 @@ def test_a_run_trains_exports_to_the_zoo_and_the_checkpoint_loads_and_generates(
     assert model.source == "trained" and model.archid == trained.archid and model.source_archid == run.archid
     assert model.non_embedding_params == trained.non_embedding_params and model.val_ppl == run.val_ppl
     assert model.path == f"zoo/{model.pk}" and model.folder.is_dir() and model.size_bytes > 0
+    assert [p.name for p in model.folder.parent.iterdir()] == [str(model.pk)]  # the staging folder was renamed
     assert model.budget_description == "30 steps" and model.data_description == "folder:corpora/kings.txt"
 
     hf = AutoModelForCausalLM.from_pretrained(model.folder)
