@@ -18,6 +18,7 @@ from lts_web.celery import app
 __all__ = [
     "ADVANCE_SEARCH",
     "GENERATE_TEXT",
+    "IMPORT_HUB_MODEL",
     "PING",
     "PROFILE_MEASUREMENT",
     "REAP_PROXY_CHECKS",
@@ -44,11 +45,12 @@ REFIT_COST_MODEL = "workers.tasks.refit_cost_model"
 REAP_STALE_WORK = "workers.tasks.reap_stale_work"
 TRAIN_MODEL = "workers.training.train_model"
 REAP_TRAINING = "workers.training.reap_training"
+IMPORT_HUB_MODEL = "workers.training.import_hub_model"
 GENERATE_TEXT = "workers.generation.generate_text"
 UPDATE_PROXY_CHECK = "workers.proxy_checks.update_proxy_check"
 REAP_PROXY_CHECKS = "workers.proxy_checks.reap_proxy_checks"
 TASK_NAMES = (PING, ADVANCE_SEARCH, PROFILE_MEASUREMENT, REFIT_COST_MODEL, REAP_STALE_WORK, TRAIN_MODEL, REAP_TRAINING,
-              GENERATE_TEXT, UPDATE_PROXY_CHECK, REAP_PROXY_CHECKS)
+              IMPORT_HUB_MODEL, GENERATE_TEXT, UPDATE_PROXY_CHECK, REAP_PROXY_CHECKS)
 
 # kombu's Redis transport keeps one list per priority step: the queue's name, then these suffixes.
 PRIORITY_SUFFIXES = ["", "\x06\x163", "\x06\x166", "\x06\x169"]

@@ -237,6 +237,7 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 # by every worker at start; the web side sends by name (lts_web/queueing.py) and imports none of them.
 CELERY_IMPORTS = ["workers.devices", "workers.tasks", "workers.training", "workers.generation", "workers.proxy_checks"]
 CELERY_TASK_ROUTES = {"workers.tasks.*": {"queue": "control"}, "workers.training.train_model": {"queue": "train"},
+                      "workers.training.import_hub_model": {"queue": "train"},
                       "workers.training.*": {"queue": "control"}, "workers.generation.*": {"queue": "generate"},
                       "workers.proxy_checks.*": {"queue": "control"}}
 CELERY_BEAT_SCHEDULE = {
@@ -267,6 +268,8 @@ REST_FRAMEWORK = {
     },
     "DEFAULT_PARSER_CLASSES": ["lts_web.parsers.JSONParser", "rest_framework.parsers.FormParser",
                                "rest_framework.parsers.MultiPartParser"],
+    # A service's Conflict answers 409, a ConfigError 400 with its field messages (lts_web/errors.py).
+    "EXCEPTION_HANDLER": "lts_web.errors.exception_handler",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "LTS Studio API",

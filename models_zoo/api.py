@@ -15,11 +15,12 @@ from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from lts_web.errors import field_errors
 from lts_web.throttling import GenerateThrottle, StartWorkThrottled
 from models_zoo import generation, services
 from models_zoo.archive import stream_zip
 from models_zoo.core.generation import GenerationError
-from models_zoo.models import Dataset, TrainingRun, ZooModel
+from models_zoo.models import Dataset, TrainingRun, ZooImport, ZooModel
 from models_zoo.permissions import CanChange, visible
 from models_zoo.serializers import (
     DatasetCreateSerializer,
@@ -31,17 +32,10 @@ from models_zoo.serializers import (
     TrainingRunListSerializer,
     TrainingRunSerializer,
     ZooImportSerializer,
+    ZooImportStatusSerializer,
     ZooModelSerializer,
 )
 from searches.core.arch import ConfigError
-
-
-def _field_errors(exc: ConfigError) -> ValidationError:
-    return ValidationError({field: [message] for field, message in exc.errors.items()})
-
-
-def _conflict(message: str) -> Response:
-    return Response({"detail": message}, status=status.HTTP_409_CONFLICT)
 
 
 class DatasetViewSet(StartWorkThrottled, mixins.CreateModelMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin,
@@ -63,18 +57,11 @@ class DatasetViewSet(StartWorkThrottled, mixins.CreateModelMixin, mixins.ListMod
         serializer.is_valid(raise_exception=True)
         data = dict(serializer.validated_data)
         upload = data.pop("file", None)
-        try:
-            dataset = services.do_register_dataset(owner=request.user, upload=upload, **data)
-        except ConfigError as exc:
-            raise _field_errors(exc) from None
+        dataset = services.do_register_dataset(owner=request.user, upload=upload, **data)
         return Response(DatasetSerializer(self.get_queryset().get(pk=dataset.pk)).data, status=status.HTTP_201_CREATED)
 
-    def destroy(self, request, *args, **kwargs):
-        try:
-            services.do_delete_dataset(self.get_object())
-        except services.Conflict as exc:
-            return _conflict(str(exc))
-        return Response(status=status.HTTP_204_NO_CONTENT)
+    def perform_destroy(self, instance: Dataset) -> None:
+        services.do_delete_dataset(instance)
 
 
 class TrainingRunViewSet(StartWorkThrottled, mixins.CreateModelMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin,
@@ -102,22 +89,17 @@ class TrainingRunViewSet(StartWorkThrottled, mixins.CreateModelMixin, mixins.Lis
         serializer = TrainingRunCreateSerializer(data=request.data, context={"request": request})
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        try:
-            run = services.do_start_training(
-                owner=request.user, team=data["team"], dataset=data["dataset"], tokenizer=data["tokenizer"],
-                config=data["config"], architecture=data.get("architecture"), candidate=data.get("candidate"),
-                name=data.get("name", ""))
-        except ConfigError as exc:
-            raise _field_errors(exc) from None
+        run = services.do_start_training(
+            owner=request.user, team=data["team"], dataset=data["dataset"], tokenizer=data["tokenizer"],
+            config=data["config"], architecture=data.get("architecture"), candidate=data.get("candidate"),
+            name=data.get("name", ""))
         return Response(TrainingRunSerializer(self.get_queryset().get(pk=run.pk)).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=None, responses={200: TrainingRunSerializer})
     @action(detail=True, methods=["post"])
     def cancel(self, request, pk=None):
         """Cancel a queued run now, or ask a running one to stop (it checkpoints and stops within a heartbeat)."""
-        run = self.get_object()
-        if not services.do_cancel_training(run):
-            return _conflict(f"cannot cancel a run that is {run.status}")
+        run = services.do_cancel_training(self.get_object())
         return Response(TrainingRunSerializer(self.get_queryset().get(pk=run.pk)).data)
 
 
@@ -159,16 +141,22 @@ class ZooModelViewSet(StartWorkThrottled, mixins.ListModelMixin, mixins.Retrieve
         """The checkpoint folder as a zip (config.json, model.safetensors, tokenizer files, README.md), streamed."""
         return archive_response(self.get_object())
 
-    @extend_schema(request=ZooImportSerializer, responses={201: ZooModelSerializer})
+    @extend_schema(request=ZooImportSerializer, responses={201: ZooModelSerializer, 202: ZooImportStatusSerializer})
     @action(detail=False, methods=["post"], url_path="import")
     def import_model(self, request):
-        """Import a Hugging Face GPT-2 checkpoint folder (``path`` under LTS_DATA_ROOT) or a hub id (``hub_id``,
-        online only); its archid and proxy come from its config.json. ``profile_device`` queues its latency and
-        memory measurement on that device."""
+        """Import a Hugging Face GPT-2 checkpoint folder (``path`` under LTS_DATA_ROOT: 201 with the zoo model) or a
+        hub id (``hub_id``, online only: 202 with the import, which a worker downloads; follow it at
+        /api/v1/zoo-imports/<id>/); its archid and proxy come from its config.json. ``profile_device`` queues its
+        latency and memory measurement on that device."""
         serializer = ZooImportSerializer(data=request.data, context={"request": request})
         serializer.is_valid(raise_exception=True)
         data = dict(serializer.validated_data)
+        hub = data["source"].startswith("hub:")
         try:
+            if hub:
+                queued = services.do_request_import(owner=request.user, **data)
+                return Response(ZooImportStatusSerializer(ZooImport.objects.select_related("owner").get(pk=queued.pk))
+                                .data, status=status.HTTP_202_ACCEPTED)
             model = services.do_import_model(owner=request.user, **data)
         except ConfigError as exc:
             errors = exc.errors
@@ -177,6 +165,18 @@ class ZooModelViewSet(StartWorkThrottled, mixins.ListModelMixin, mixins.Retrieve
             raise ValidationError({k: [v] for k, v in errors.items()}) from None
         model = self.get_queryset().get(pk=model.pk)
         return Response(ZooModelSerializer(model, context=self._context([model])).data, status=status.HTTP_201_CREATED)
+
+
+class ZooImportViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Hub imports of your teams, newest first: queued, running, completed (with the new zoo model) or failed (with
+    the reason). POST /api/v1/zoo-models/import/ with a ``hub_id`` starts one."""
+
+    serializer_class = ZooImportStatusSerializer
+    queryset = ZooImport.objects.none()
+    filterset_fields = ["status", "team"]
+
+    def get_queryset(self):
+        return visible(ZooImport, self.request.user).select_related("owner").order_by("-created_at")
 
 
 def archive_response(model: ZooModel) -> StreamingHttpResponse:
@@ -218,7 +218,7 @@ class _GenerateBase(APIView):
         try:
             return generation.do_start_generation(user=request.user, model=model, prompt=prompt, sampling=data)
         except GenerationError as exc:
-            raise _field_errors(exc) from None
+            raise field_errors(exc) from None
         except generation.LimitExceeded as exc:
             raise Throttled(detail=str(exc)) from None
 

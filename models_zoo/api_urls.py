@@ -10,6 +10,7 @@ router = DefaultRouter()
 router.register("datasets", api.DatasetViewSet, basename="dataset")
 router.register("training-runs", api.TrainingRunViewSet, basename="training-run")
 router.register("zoo-models", api.ZooModelViewSet, basename="zoo-model")
+router.register("zoo-imports", api.ZooImportViewSet, basename="zoo-import")
 
 urlpatterns = [
     path("", include(router.urls)),

@@ -6,6 +6,8 @@ from pathlib import Path
 from django.conf import settings
 from django.db import models
 
+from lts_web.work import QueuedWork
+
 
 class Dataset(models.Model):
     """Training text: an uploaded file, a folder under LTS_DATA_ROOT, or a Hugging Face dataset.
@@ -48,7 +50,7 @@ class Dataset(models.Model):
         return f"{self.kind}:{self.path}"
 
 
-class TrainingRun(models.Model):
+class TrainingRun(QueuedWork):
     """One training of an architecture on a dataset with a tokenizer and a budget (workers/training.py runs it)."""
 
     class Status(models.TextChoices):
@@ -60,6 +62,7 @@ class TrainingRun(models.Model):
 
     ACTIVE = (Status.QUEUED, Status.RUNNING)
     FINISHED = (Status.COMPLETED, Status.FAILED, Status.CANCELLED)
+    WAITING = Status.QUEUED
 
     team = models.ForeignKey("lts_web.Team", on_delete=models.CASCADE, related_name="training_runs")
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="training_runs")
@@ -90,11 +93,6 @@ class TrainingRun(models.Model):
     history = models.JSONField(default=list, blank=True)  # progress points, thinned to LTS_TRAIN_HISTORY_POINTS
     resumed_from = models.PositiveIntegerField(null=True, blank=True)  # checkpoint step of the last resume
 
-    attempts = models.PositiveIntegerField(default=0)
-    claimed_by = models.CharField(max_length=255, blank=True)
-    task_id = models.CharField(max_length=64, blank=True)
-    dispatched_at = models.DateTimeField(null=True, blank=True)
-    heartbeat_at = models.DateTimeField(null=True, blank=True)
     error = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
@@ -170,3 +168,44 @@ class ZooModel(models.Model):
     def archids(self) -> list[str]:
         """The ids its measurements may be stored under: as it is, and as searched."""
         return [a for a in (self.archid, self.source_archid) if a]
+
+
+class ZooImport(QueuedWork):
+    """A Hugging Face hub checkpoint being imported into the zoo by a worker (queue "train"): a download takes
+    minutes, so the request only queues it and the zoo page shows where it stands. A local folder is imported in
+    the request itself (models_zoo.services.do_import_model)."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        COMPLETED = "completed"
+        FAILED = "failed"
+
+    ACTIVE = (Status.QUEUED, Status.RUNNING)
+    FINISHED = (Status.COMPLETED, Status.FAILED)
+    WAITING = Status.QUEUED
+
+    team = models.ForeignKey("lts_web.Team", on_delete=models.CASCADE, related_name="zoo_imports")
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="zoo_imports")
+    source = models.CharField(max_length=1000)  # hub:org/name[/subfolder]
+    revision = models.CharField(max_length=100, blank=True)
+    name = models.CharField(max_length=200, blank=True)
+    profile_device = models.ForeignKey("searches.Device", null=True, blank=True, on_delete=models.SET_NULL,
+                                       related_name="+")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    model = models.OneToOneField(ZooModel, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["team", "-created_at"], name="zoo_import_team_created"),
+            # the reaper: running rows with a stale heartbeat, queued rows whose message was lost
+            models.Index(fields=["status", "heartbeat_at"], name="zoo_import_status_hb"),
+        ]
+
+    def __str__(self) -> str:
+        return f"import of {self.source} (#{self.pk})"

@@ -9,7 +9,7 @@ from rest_framework import serializers
 from lts_web.fields import IdField
 from lts_web.models import Membership, Team
 from lts_web.serializers import RefuseUnknownFields
-from models_zoo.models import Dataset, TrainingRun, ZooModel
+from models_zoo.models import Dataset, TrainingRun, ZooImport, ZooModel
 from models_zoo.permissions import visible
 from searches.models import Candidate, Device
 from searches.permissions import visible_searches
@@ -158,6 +158,18 @@ class MeasurementBriefSerializer(serializers.Serializer):
     latency_p10_s = serializers.FloatField()
     latency_p90_s = serializers.FloatField()
     memory_mb = serializers.FloatField(source="peak_memory_mb")
+
+
+class ZooImportStatusSerializer(serializers.ModelSerializer):
+    """Where a hub import stands: queued, running, completed (``model`` is the new zoo model) or failed (``error``)."""
+
+    owner = serializers.CharField(source="owner.username", read_only=True)
+
+    class Meta:
+        model = ZooImport
+        fields = ["id", "source", "revision", "name", "team", "owner", "status", "attempts", "error", "model",
+                  "created_at", "started_at", "finished_at"]
+        read_only_fields = fields
 
 
 class ZooModelSerializer(serializers.ModelSerializer):

@@ -19,7 +19,7 @@ from lts_web.params import query_ids
 from models_zoo import services
 from models_zoo.api import archive_response
 from models_zoo.forms import DatasetForm, ImportForm, TrainForm
-from models_zoo.models import Dataset, TrainingRun, ZooModel
+from models_zoo.models import Dataset, TrainingRun, ZooImport, ZooModel
 from models_zoo.permissions import can_change, visible
 from searches.core.arch import ConfigError
 from searches.core.pareto import MINIMIZE, pareto_front
@@ -27,6 +27,7 @@ from searches.models import Candidate, Device, Measurement
 from searches.permissions import visible_searches
 
 LIST_LIMIT = 500
+IMPORTS_SHOWN = 10
 
 
 def _representative(rows: list[Measurement]) -> dict[str, Measurement]:
@@ -76,8 +77,12 @@ def _chart(rows: list[dict[str, Any]], devices: list[str]) -> dict[str, Any]:
 def _zoo_page(request: HttpRequest, form: ImportForm, status: int = 200) -> HttpResponse:
     models = list(visible(ZooModel, request.user).select_related("owner", "team").order_by("-created_at")[:LIST_LIMIT])
     rows, devices = _zoo_rows(models)
+    # Hub imports under way, and the last ones that failed (with their reason): what the import form started.
+    imports = list(visible(ZooImport, request.user).exclude(status=ZooImport.Status.COMPLETED)
+                   .select_related("owner").order_by("-created_at")[:IMPORTS_SHOWN])
     return render(request, "models_zoo/zoo_list.html", {
-        "rows": rows, "devices": devices, "chart": _chart(rows, devices), "import_form": form}, status=status)
+        "rows": rows, "devices": devices, "chart": _chart(rows, devices), "import_form": form, "imports": imports,
+        "importing": any(i.status in ZooImport.ACTIVE for i in imports)}, status=status)
 
 
 @require_GET
@@ -96,9 +101,15 @@ def zoo_import(request: HttpRequest) -> HttpResponse:
         data = form.cleaned_data
         device = Device.objects.filter(name=data["profile_device"]).first() if data["profile_device"] else None
         source = data["source"].strip()
+        team = next(t for t in teams if t.pk == data["team"])
         try:
-            model = services.do_import_model(owner=request.user, team=next(t for t in teams if t.pk == data["team"]),
-                                             source=source, name=data["name"], profile_device=device)
+            if source.startswith("hub:"):
+                services.do_request_import(owner=request.user, team=team, source=source, name=data["name"],
+                                           profile_device=device)
+                messages.success(request, f"Importing {source}: a worker downloads it, its progress shows below.")
+                return redirect("zoo")
+            model = services.do_import_model(owner=request.user, team=team, source=source, name=data["name"],
+                                             profile_device=device)
         except ConfigError as exc:
             form.add_service_errors(exc)
         else:
@@ -168,11 +179,13 @@ def run_cancel(request: HttpRequest, pk: int) -> HttpResponse:
     run = get_object_or_404(visible(TrainingRun, request.user), pk=pk)
     if not can_change(request.user, run):
         raise PermissionDenied("only the owner or a team admin may cancel this run")
-    if services.do_cancel_training(run):
+    try:
+        services.do_cancel_training(run)
+    except services.Conflict:
+        messages.error(request, f"The run is already {run.status}.")
+    else:
         messages.success(request, "Cancel requested: the run checkpoints and stops." if run.status == "running"
                          else "Cancelled.")
-    else:
-        messages.error(request, f"The run is already {run.status}.")
     return redirect("training-run", pk=pk)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import math
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 from django.core.cache import cache
@@ -107,32 +107,32 @@ class SearchJobViewSet(StartWorkThrottled, mixins.CreateModelMixin, mixins.ListM
     def _one(self, pk: int) -> dict[str, Any]:
         return SearchJobSerializer(with_related(SearchJob.objects.filter(pk=pk)).get()).data
 
-    def _transition(self, request, done: bool, verb: str):
+    def _transition(self, change: Callable[[SearchJob], object]):
+        """Apply a service's change to the job and answer with it (a refused change raises Conflict: 409)."""
         job = self.get_object()
-        if not done:
-            return Response({"detail": f"cannot {verb} a search that is {job.status}"}, status=status.HTTP_409_CONFLICT)
+        change(job)
         return Response(self._one(job.pk))
 
     @extend_schema(request=None, responses={200: SearchJobSerializer})
     @action(detail=True, methods=["post"])
     def cancel(self, request, pk=None):
-        return self._transition(request, services.do_cancel_search(self.get_object()), "cancel")
+        return self._transition(services.do_cancel_search)
 
     @extend_schema(request=None, responses={200: SearchJobSerializer})
     @action(detail=True, methods=["post"])
     def pause(self, request, pk=None):
-        return self._transition(request, services.do_pause_search(self.get_object()), "pause")
+        return self._transition(services.do_pause_search)
 
     @extend_schema(request=None, responses={200: SearchJobSerializer})
     @action(detail=True, methods=["post"])
     def resume(self, request, pk=None):
-        return self._transition(request, services.do_resume_search(self.get_object()), "resume")
+        return self._transition(services.do_resume_search)
 
     @extend_schema(request=None, responses={200: SearchJobSerializer})
     @action(detail=True, methods=["post"])
     def retry(self, request, pk=None):
         """Measure the failed candidates again."""
-        return self._transition(request, services.do_retry_failed(self.get_object()) > 0, "retry (nothing failed in)")
+        return self._transition(services.do_retry_failed)
 
     @extend_schema(request=CloneSerializer, responses={201: SearchJobSerializer})
     @action(detail=True, methods=["post"])
@@ -394,9 +394,7 @@ class CandidateViewSet(viewsets.ReadOnlyModelViewSet):
         job = SearchJob.objects.only("owner_id", "team_id").get(pk=candidate.job_id)
         if not can_change(request.user, job):
             raise PermissionDenied(CanChangeSearch.message)
-        reason = services.do_measure_candidate(candidate)
-        if reason:
-            return Response({"detail": f"cannot measure: {reason}"}, status=status.HTTP_409_CONFLICT)
+        services.do_measure_candidate(candidate)
         return Response(CandidateSerializer(candidate_rows().get(pk=candidate.pk)).data)
 
 

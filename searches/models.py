@@ -8,6 +8,8 @@ from django.core.validators import RegexValidator
 from django.db import models
 from django.utils import timezone
 
+from lts_web.work import QueuedWork
+
 DEVICE_NAME_VALIDATOR = RegexValidator(
     r"^[a-z0-9][a-z0-9_.-]{0,62}$", "lower-case letters, digits, '-', '_' and '.', starting with a letter or digit"
 )
@@ -65,8 +67,12 @@ class MeasurementKey(models.Model):
     class Meta:
         abstract = True
 
+    @property
+    def key(self) -> dict:
+        return {name: getattr(self, name) for name in MEASUREMENT_KEY_FIELDS}
 
-class Measurement(MeasurementKey):
+
+class Measurement(MeasurementKey, QueuedWork):
     """Latency and peak memory of one architecture on one device with one set of settings.
 
     Shared by every job and user: the unique key makes a second request for it a cache hit, and a retried
@@ -84,14 +90,11 @@ class Measurement(MeasurementKey):
     device = models.ForeignKey(Device, on_delete=models.PROTECT, related_name="measurements")
     options = models.JSONField(default=dict, blank=True)  # the remaining profiler settings (tolerance, repeats)
 
+    WAITING = Status.PENDING
+
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
-    attempts = models.PositiveIntegerField(default=0)
-    claimed_by = models.CharField(max_length=255, blank=True)
-    task_id = models.CharField(max_length=64, blank=True)
-    dispatched_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
-    heartbeat_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     error = models.TextField(blank=True)
 
@@ -268,7 +271,3 @@ class CostModelFit(MeasurementKey):
     def __str__(self) -> str:
         return (f"cost model v{self.version} of {self.device_id} ({self.backend}, {self.mode}, "
                 f"b{self.batch_size}x{self.seq_len})")
-
-    @property
-    def key(self) -> dict:
-        return {name: getattr(self, name) for name in MEASUREMENT_KEY_FIELDS}

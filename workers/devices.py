@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import socket
-import threading
 
 from celery.signals import worker_ready, worker_shutdown
 from django.conf import settings
@@ -16,9 +15,10 @@ from django.db import close_old_connections, connection
 from django.utils import timezone
 
 from searches.models import Device
+from workers.heartbeat import Heartbeat
 
 logger = logging.getLogger(__name__)
-_stop = threading.Event()
+_heartbeat: Heartbeat | None = None  # of this worker's device, from worker_ready to worker_shutdown
 
 
 def register_device(name: str, worker_name: str = "") -> Device:
@@ -38,14 +38,9 @@ def register_device(name: str, worker_name: str = "") -> Device:
     return device
 
 
-def _beat(name: str, interval_s: float) -> None:
-    while not _stop.wait(interval_s):
-        try:
-            close_old_connections()
-            Device.objects.filter(name=name).update(last_heartbeat=timezone.now())
-        except Exception:  # a database blip must not kill the heartbeat thread; the next beat retries
-            logger.exception("device heartbeat for %s failed", name)
-    connection.close()
+def _beat(name: str) -> None:
+    close_old_connections()
+    Device.objects.filter(name=name).update(last_heartbeat=timezone.now())
 
 
 @worker_ready.connect
@@ -61,9 +56,11 @@ def _on_worker_ready(sender, **kwargs) -> None:
     device = register_device(name, worker_name=sender.hostname)
     connection.close()
     logger.info("registered device %s (%s)", device.name, device.hardware.get("cpu_model", "?"))
-    threading.Thread(target=_beat, args=(name, settings.LTS_HEARTBEAT_S), name="device-heartbeat", daemon=True).start()
+    global _heartbeat
+    _heartbeat = Heartbeat(lambda: _beat(name), settings.LTS_HEARTBEAT_S, name=f"heartbeat of device {name}").start()
 
 
 @worker_shutdown.connect
 def _on_worker_shutdown(**kwargs) -> None:
-    _stop.set()
+    if _heartbeat is not None:
+        _heartbeat.stop()

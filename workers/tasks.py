@@ -6,19 +6,18 @@ import logging
 import multiprocessing
 import platform
 import socket
-import threading
 from typing import Iterator
 
 from celery import shared_task
 from django.conf import settings
-from django.db import InterfaceError, OperationalError, close_old_connections, connection
-from django.utils import timezone
+from django.db import InterfaceError, OperationalError, close_old_connections
 
 from searches.core.arch import Architecture, ConfigError
 from searches.core.profiling import ProfilingError, profile
 from searches.models import Device, Measurement
 from searches import services
 from searches.queues import broker_lost_data
+from workers.heartbeat import Heartbeat
 
 logger = logging.getLogger(__name__)
 
@@ -52,29 +51,6 @@ def _children_allowed() -> Iterator[None]:
         process._config.update(saved)
 
 
-@contextlib.contextmanager
-def _heartbeat(measurement_id: int, worker: str) -> Iterator[None]:
-    """Refresh the running row's heartbeat every LTS_HEARTBEAT_S so the reaper knows this worker is alive."""
-    stop = threading.Event()
-
-    def beat() -> None:
-        while not stop.wait(settings.LTS_HEARTBEAT_S):
-            try:
-                Measurement.objects.filter(pk=measurement_id, claimed_by=worker, status=Measurement.Status.RUNNING)\
-                    .update(heartbeat_at=timezone.now())
-            except Exception:  # a database blip: the next beat retries; three missed beats let the reaper act
-                logger.exception("heartbeat of measurement %s failed", measurement_id)
-        connection.close()
-
-    thread = threading.Thread(target=beat, name=f"heartbeat-{measurement_id}", daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join(5)
-
-
 @shared_task(name="workers.tasks.profile_measurement", bind=True, acks_late=True, reject_on_worker_lost=True)
 def profile_measurement(self, measurement_id: int) -> str:
     """Measure one architecture on this worker's device. Sent only to the queue profile.<device>."""
@@ -94,7 +70,9 @@ def profile_measurement(self, measurement_id: int) -> str:
     try:
         arch = Architecture.from_dict(measurement.config)
         profile_settings = services.measurement_settings(measurement)
-        with _heartbeat(measurement_id, worker), _children_allowed():
+        beat = Heartbeat(lambda: Measurement.objects.heartbeat(measurement_id, worker), settings.LTS_HEARTBEAT_S,
+                         name=f"heartbeat of measurement {measurement_id}")
+        with beat, _children_allowed():
             result = profile(arch, profile_settings, timeout_s=settings.LTS_PROFILE_TIMEOUT_S)
     except ProfilingError as exc:  # a crash, a timeout, an out-of-memory: permanent for these settings
         outcome = "failed" if services.do_fail_measurement(measurement_id, worker, str(exc)) else "lost-claim"

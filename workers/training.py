@@ -7,24 +7,24 @@ worker's ``train()`` resumes from it (model, optimizer, schedule, data position,
 """
 from __future__ import annotations
 
-import contextlib
 import logging
 import socket
 import threading
 import time
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 from celery import shared_task
 from django.conf import settings
-from django.db import InterfaceError, OperationalError, close_old_connections, connection
+from django.db import InterfaceError, OperationalError, close_old_connections
 
 from models_zoo import services
-from models_zoo.core import Progress, prepare_data, saved_tokenizer, train
-from models_zoo.models import TrainingRun
+from models_zoo.core import Progress, prepare_data, saved_tokenizer, thin_history, train
+from models_zoo.models import TrainingRun, ZooImport
 from searches.core.arch import ConfigError
 from searches.queues import broker_lost_data
+from workers.heartbeat import Heartbeat
 
-__all__ = ["execute_training", "reap_training", "train_model"]
+__all__ = ["execute_import", "execute_training", "import_hub_model", "reap_training", "train_model"]
 
 logger = logging.getLogger(__name__)
 # Transient database trouble (a restarted server, a locked SQLite file) is retried: the retry holds the same claim
@@ -32,32 +32,18 @@ logger = logging.getLogger(__name__)
 _TRANSIENT = (OperationalError, InterfaceError)
 
 
-@contextlib.contextmanager
-def _heartbeat(run_id: int, worker: str, stop: threading.Event) -> Iterator[None]:
+def _heartbeat(run_id: int, worker: str, stop: threading.Event) -> Heartbeat:
     """Refresh the run's heartbeat every LTS_HEARTBEAT_S and read its cancel flag at the same time, so that the
     training loop's should_stop() is a flag test, never a query. ``stop`` is set on a cancel or a lost claim."""
-    done = threading.Event()
 
     def beat() -> None:
-        while not done.wait(settings.LTS_HEARTBEAT_S):
-            try:
-                state = services.do_training_heartbeat(run_id, worker)
-            except Exception:  # a database blip: the next beat retries; three missed beats let the reaper act
-                logger.exception("heartbeat of training run %s failed", run_id)
-                continue
-            if state != "ok":
-                logger.info("training run %s: %s, stopping", run_id, "cancel requested" if state == "cancel" else
-                            "claim lost")
-                stop.set()
-        connection.close()
+        state = services.do_training_heartbeat(run_id, worker)
+        if state != "ok":
+            logger.info("training run %s: %s, stopping", run_id, "cancel requested" if state == "cancel" else
+                        "claim lost")
+            stop.set()
 
-    thread = threading.Thread(target=beat, name=f"train-heartbeat-{run_id}", daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        done.set()
-        thread.join(5)
+    return Heartbeat(beat, settings.LTS_HEARTBEAT_S, name=f"heartbeat of training run {run_id}")
 
 
 class _ProgressWriter:
@@ -83,7 +69,7 @@ class _ProgressWriter:
         if self.history and self.history[-1]["step"] == p.step:  # e.g. the final evaluation after the last step
             point = {**self.history.pop(), **{k: v for k, v in point.items() if v is not None}}
         self.history.append(point)
-        self.history = services.thin_history(self.history)
+        self.history = thin_history(self.history)
         values = self.values or {}
         values.update(step=p.step, total_steps=p.total_steps, tokens_seen=p.tokens_seen, lr=p.lr,
                       tokens_per_s=p.tokens_per_s, eta_s=p.eta_s, elapsed_s=p.elapsed_s)
@@ -154,9 +140,42 @@ def train_model(self, run_id: int) -> str:
     return execute_training(run_id, worker)
 
 
+def execute_import(import_id: int, worker: str) -> str:
+    """Claim a hub import and run it with a heartbeat (the task's body): "completed", "failed", "already-claimed",
+    "lost-claim" or "missing"."""
+    if not ZooImport.objects.filter(pk=import_id).exists():
+        logger.warning("zoo import %s no longer exists", import_id)
+        return "missing"
+    if not services.try_claim_import(import_id, worker):
+        return "already-claimed"
+    beat = Heartbeat(lambda: ZooImport.objects.heartbeat(import_id, worker), settings.LTS_HEARTBEAT_S,
+                     name=f"heartbeat of zoo import {import_id}")
+    try:
+        with beat:
+            return services.do_run_import(import_id, worker)
+    except _TRANSIENT:
+        raise
+    except Exception as exc:
+        logger.exception("zoo import %s failed", import_id)
+        ZooImport.objects.fail(import_id, worker, f"{type(exc).__name__}: {exc}", unless=ZooImport.FINISHED)
+        return "failed"
+
+
+@shared_task(name="workers.training.import_hub_model", bind=True, acks_late=True, reject_on_worker_lost=True,
+             autoretry_for=_TRANSIENT, retry_backoff=5, retry_backoff_max=120, retry_jitter=True, max_retries=5)
+def import_hub_model(self, import_id: int) -> str:
+    """Download a hub checkpoint into the zoo (queue "train"); a duplicate message finds the claim taken."""
+    close_old_connections()
+    worker = f"{self.request.hostname or socket.gethostname()}:{self.request.id}"
+    return execute_import(import_id, worker)
+
+
 @shared_task(name="workers.training.reap_training")
 def reap_training() -> dict:
-    """Periodic (beat, LTS_REAPER_INTERVAL_S): re-queue runs whose worker died, or fail them after
-    LTS_TRAIN_MAX_ATTEMPTS; re-send queued runs whose message the broker lost (as reap_stale_work)."""
+    """Periodic (beat, LTS_REAPER_INTERVAL_S): re-queue runs and hub imports whose worker died, or fail them after
+    LTS_TRAIN_MAX_ATTEMPTS; re-send queued ones whose message the broker lost (as reap_stale_work)."""
     close_old_connections()
-    return services.do_reap_training(broker_lost=broker_lost_data("reap_training"))
+    broker_lost = broker_lost_data("reap_training")
+    result = services.do_reap_training(broker_lost=broker_lost)
+    result["imports"] = services.do_reap_imports(broker_lost=broker_lost)
+    return result

@@ -143,7 +143,7 @@ def render_model_card(
         "",
         "## Training",
         "",
-        f"- Budget: {_budget(config)}",
+        f"- Budget: {config.describe_budget()}",
         f"- Trained: {ckpt['step']:,} steps, {ckpt['tokens_seen']:,} tokens, {ckpt['elapsed_s'] / 60:.1f} minutes"
         + ("" if ckpt.get("finished") else " (stopped before the end of its budget)"),
         f"- Batch: {config.batch_size} x {config.seq_len} tokens x {config.grad_accum} accumulation steps",
@@ -180,17 +180,6 @@ def render_model_card(
         "",
     ]
     return "\n".join(lines)
-
-
-def _budget(config: TrainConfig) -> str:
-    parts = []
-    if config.max_steps:
-        parts.append(f"{config.max_steps:,} steps")
-    if config.max_tokens:
-        parts.append(f"{config.max_tokens:,} tokens")
-    if config.max_minutes:
-        parts.append(f"{config.max_minutes:g} minutes")
-    return " or ".join(parts) + (", whichever came first" if len(parts) > 1 else "")
 
 
 def _table(rows: Sequence[Mapping[str, Any]]) -> list[str]:

@@ -24,6 +24,8 @@ __all__ = [
     "EOS_TOKEN",
     "MIN_VOCAB_SIZE",
     "TokenizerError",
+    "check_tokenizer_spec",
+    "check_vocab_size",
     "load_gpt2_files",
     "load_tokenizer",
     "resolve_tokenizer",
@@ -119,9 +121,7 @@ def train_bpe(texts: Iterable[str], vocab_size: int, *, min_frequency: int = 2) 
     from tokenizers import ByteLevelBPETokenizer
     from transformers import GPT2Tokenizer
 
-    if isinstance(vocab_size, bool) or not isinstance(vocab_size, int) or not MIN_VOCAB_SIZE <= vocab_size <= MAX_VOCAB_SIZE:
-        raise TokenizerError({"vocab_size": f"must be an integer in [{MIN_VOCAB_SIZE}, {MAX_VOCAB_SIZE}] (256 byte "
-                                            f"symbols + end-of-text + merges), got {vocab_size!r}"})
+    check_vocab_size(vocab_size)
     bpe = ByteLevelBPETokenizer()
     bpe.train_from_iterator(texts, vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=[EOS_TOKEN],
                             show_progress=False)
@@ -130,6 +130,39 @@ def train_bpe(texts: Iterable[str], vocab_size: int, *, min_frequency: int = 2) 
     # Merges as (left, right) tuples: the Rust BPE refuses "left right" strings despite the list[str] annotation.
     tokenizer = GPT2Tokenizer(vocab=model["vocab"], merges=[tuple(m) for m in model["merges"]])  # type: ignore[misc]
     return validate_tokenizer(tokenizer, what=f"trained BPE ({vocab_size} requested)")
+
+
+def check_vocab_size(vocab_size: object) -> int:
+    """The size of a BPE to train, or TokenizerError({"vocab_size": ...}) outside [MIN_VOCAB_SIZE, MAX_VOCAB_SIZE]."""
+    if isinstance(vocab_size, bool) or not isinstance(vocab_size, int) or not MIN_VOCAB_SIZE <= vocab_size <= MAX_VOCAB_SIZE:
+        raise TokenizerError({"vocab_size": f"vocabulary size must be in [{MIN_VOCAB_SIZE}, {MAX_VOCAB_SIZE}] (an "
+                                            f"integer: 256 byte symbols + end-of-text + merges), got {vocab_size!r}"})
+    return vocab_size
+
+
+def _bpe_size(value: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise TokenizerError({"vocab_size": f"bpe: needs an integer vocabulary size, got {value!r}"}) from None
+
+
+def check_tokenizer_spec(spec: object, *, root: str | os.PathLike[str] | None = None) -> None:
+    """Raise TokenizerError({"tokenizer": ...}) unless ``spec`` names a usable tokenizer, before any data is read.
+
+    gpt2-files:DIR and dir:DIR are loaded and validated now (DIR confined to ``root`` when given; this catches the
+    transformers-5 empty-vocabulary mistake too); bpe:N is checked for its size (it is trained on the data later).
+    """
+    if not isinstance(spec, str) or not spec.strip():
+        raise TokenizerError({"tokenizer": "required: gpt2-files:DIR, bpe:VOCAB_SIZE or dir:DIR"})
+    kind, _, value = spec.partition(":")
+    try:
+        if kind == "bpe":
+            check_vocab_size(_bpe_size(value))
+        else:
+            resolve_tokenizer(spec, root=root)
+    except ConfigError as exc:  # DataError (a path outside the root) or TokenizerError
+        raise TokenizerError({"tokenizer": "; ".join(exc.errors.values())}) from None
 
 
 def save_tokenizer(tokenizer: PreTrainedTokenizerBase, directory: str | os.PathLike[str]) -> Path:
@@ -154,10 +187,7 @@ def resolve_tokenizer(spec: str, texts: Sequence[str] | None = None, *, root: st
             folder = Path(value).expanduser()
         return load_gpt2_files(folder) if kind == "gpt2-files" else load_tokenizer(folder)
     if kind == "bpe":
-        try:
-            size = int(value)
-        except ValueError:
-            raise TokenizerError({"vocab_size": f"bpe: needs an integer vocabulary size, got {value!r}"}) from None
+        size = _bpe_size(value)
         if texts is None:
             raise TokenizerError({"tokenizer": "bpe: needs the training texts to learn from"})
         return train_bpe(texts, size)

@@ -39,6 +39,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CHECKPOINT_NAME",
+    "HISTORY_POINTS",
+    "LoopState",
     "MAX_BATCH_TOKENS",
     "MAX_MINUTES",
     "MAX_STEPS",
@@ -54,6 +56,7 @@ __all__ = [
     "load_checkpoint",
     "model_from_checkpoint",
     "saved_tokenizer",
+    "thin_history",
     "train",
 ]
 
@@ -61,6 +64,10 @@ CHECKPOINT_NAME = "checkpoint.pt"
 TOKENIZER_DIR = "tokenizer"
 # Bumped when the checkpoint layout changes; an older file is refused rather than half-read.
 _CHECKPOINT_FORMAT = 1
+# A run's history keeps at most this many progress points (older training-only points are thinned first): a
+# 100,000-step run reporting every 10 steps would otherwise store 10,000 points (~1 MB) in every checkpoint and in
+# the database row rewritten every 2 s.
+HISTORY_POINTS = 500
 
 
 # Upper bounds of the training settings. Steps land in PositiveIntegerFields (TrainingRun.step, total_steps): at most
@@ -209,6 +216,17 @@ class TrainConfig:
         data["betas"] = list(self.betas)
         return data
 
+    def describe_budget(self) -> str:
+        """The budget in words, e.g. "2,000 steps or 30 minutes, whichever came first" (model cards, the zoo)."""
+        parts = []
+        if self.max_steps:
+            parts.append(f"{self.max_steps:,} steps")
+        if self.max_tokens:
+            parts.append(f"{self.max_tokens:,} tokens")
+        if self.max_minutes:
+            parts.append(f"{self.max_minutes:g} minutes")
+        return " or ".join(parts) + (", whichever came first" if len(parts) > 1 else "")
+
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "TrainConfig":
         if not isinstance(data, Mapping):
@@ -267,6 +285,60 @@ class TrainResult:
         data = asdict(self)
         data["arch"] = self.arch.to_dict()
         return data
+
+
+def thin_history(history: list[dict[str, Any]], limit: int = HISTORY_POINTS) -> list[dict[str, Any]]:
+    """Halve the older training-only points until the history fits ``limit`` (evaluations and the last point
+    stay as long as they can), so a long run keeps its whole loss curve at a coarser grain."""
+    while len(history) > limit:
+        head, last = history[:-1], history[-1]
+        thinned = [p for i, p in enumerate(head) if i % 2 == 0 or p.get("val_loss") is not None] + [last]
+        history = thinned if len(thinned) < len(history) else head[::2] + [last]
+    return history
+
+
+@dataclass
+class LoopState:
+    """What the training loop carries from step to step and a checkpoint keeps (besides weights, optimizer, sampler
+    and RNG): with them a resumed run continues exactly where it stopped."""
+
+    step: int = 0
+    tokens_seen: int = 0
+    elapsed_s: float = 0.0  # wall time of the run so far, evaluations and checkpoint writes included
+    best_val_loss: float | None = None
+    loss_sum: float = 0.0  # training losses since the last report
+    loss_count: int = 0
+    history: list[dict[str, Any]] = field(default_factory=list)  # Progress.to_dict() of each report, thinned
+    finished: bool = False
+    final: dict[str, float] | None = None  # the final evaluation: val_loss, val_perplexity
+
+    def to_checkpoint(self) -> dict[str, Any]:
+        """This state's entries of a checkpoint (the keys every checkpoint of format 1 has)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @classmethod
+    def from_checkpoint(cls, ckpt: Mapping[str, Any]) -> LoopState:
+        return cls(**{f.name: ckpt[f.name] for f in fields(cls)})
+
+    def add_step(self, tokens: int, loss: float) -> None:
+        self.step += 1
+        self.tokens_seen += tokens
+        self.loss_sum += loss
+        self.loss_count += 1
+
+    def take_mean_loss(self) -> float | None:
+        """The mean training loss since the last call (None without a step in between); resets the sum."""
+        mean = self.loss_sum / self.loss_count if self.loss_count else None
+        self.loss_sum, self.loss_count = 0.0, 0
+        return mean
+
+    def record(self, progress: Progress) -> None:
+        self.history.append(progress.to_dict())
+        self.history = thin_history(self.history)
+
+    def evaluated(self, val_loss: float) -> None:
+        if self.best_val_loss is None or val_loss < self.best_val_loss:
+            self.best_val_loss = val_loss
 
 
 # ------------------------------------------------------------------------------------------------ schedule
@@ -490,8 +562,7 @@ def train(
     total_steps = config.total_steps
     max_s = config.max_minutes * 60.0 if config.max_minutes else math.inf
 
-    state: dict[str, Any] = {"step": 0, "tokens_seen": 0, "elapsed_s": 0.0, "best_val_loss": None,
-                             "loss_sum": 0.0, "loss_count": 0, "history": [], "finished": False, "final": None}
+    state = LoopState()
     # On CPU whatever the device: the RNG states must stay CPU tensors; load_state_dict moves the rest.
     ckpt = load_checkpoint(run_path, map_location="cpu")
     resumed_from = None
@@ -502,8 +573,8 @@ def train(
         optimizer.load_state_dict(ckpt["optimizer"])
         sampler.load_state(ckpt["sampler"])
         _set_rng_states(ckpt["rng"])
-        state.update({k: ckpt[k] for k in state})
-        resumed_from = state["step"]
+        state = LoopState.from_checkpoint(ckpt)
+        resumed_from = state.step
         del ckpt  # the model and optimizer hold copies; free the second set of weights
     else:
         save_tokenizer(tokenizer, run_path / TOKENIZER_DIR)
@@ -511,20 +582,19 @@ def train(
     model.train()
 
     def report(event: str, *, val_loss: float | None = None, checkpoint: bool = False) -> None:
-        mean = state["loss_sum"] / state["loss_count"] if state["loss_count"] else None
-        state["loss_sum"], state["loss_count"] = 0.0, 0
+        mean = state.take_mean_loss()
         rate = run_tokens / run_train_s if run_train_s > 0 else 0.0
         eta = None
         if rate > 0:
-            candidates = [max(max_s - state["elapsed_s"], 0.0)] if max_s < math.inf else []
+            candidates = [max(max_s - state.elapsed_s, 0.0)] if max_s < math.inf else []
             if total_steps is not None:
-                candidates.append((total_steps - state["step"]) * config.tokens_per_step / rate)
+                candidates.append((total_steps - state.step) * config.tokens_per_step / rate)
             eta = min(candidates) if candidates else None
         progress = Progress(
-            step=state["step"], total_steps=total_steps, tokens_seen=state["tokens_seen"], train_loss=mean,
+            step=state.step, total_steps=total_steps, tokens_seen=state.tokens_seen, train_loss=mean,
             val_loss=val_loss, val_perplexity=math.exp(val_loss) if val_loss is not None else None, lr=lr,
-            tokens_per_s=rate, elapsed_s=state["elapsed_s"], eta_s=eta, checkpoint=checkpoint, event=event)
-        state["history"].append(progress.to_dict())
+            tokens_per_s=rate, elapsed_s=state.elapsed_s, eta_s=eta, checkpoint=checkpoint, event=event)
+        state.record(progress)
         if on_progress is not None:
             on_progress(progress)
 
@@ -537,7 +607,7 @@ def train(
             "model": model.state_dict(),
             "optimizer": optimizer.state_dict(),
             # The learning rate is learning_rate(config, step, progress(step, elapsed_s)): these are its state.
-            "scheduler": {"step": state["step"], "elapsed_s": state["elapsed_s"], "warmup": config.warmup,
+            "scheduler": {"step": state.step, "elapsed_s": state.elapsed_s, "warmup": config.warmup,
                           "total_steps": total_steps},
             "sampler": sampler.state(),
             "rng": _rng_states(),
@@ -546,24 +616,24 @@ def train(
             "val_chars": data.val_chars,
             "val_tokens": int(len(data.val)),
             "eos_token_id": eos,
-            **state,
+            **state.to_checkpoint(),
         }, run_path / CHECKPOINT_NAME)
 
     run_tokens, run_train_s = 0, 0.0
     # Wall time of the run so far, evaluations and checkpoint writes included: what max_minutes limits.
-    call_start, elapsed_before = time.perf_counter(), state["elapsed_s"]
-    lr = learning_rate(config, state["step"], _progress(config, state["step"], state["elapsed_s"]))
+    call_start, elapsed_before = time.perf_counter(), state.elapsed_s
+    lr = learning_rate(config, state.step, _progress(config, state.step, state.elapsed_s))
     status = "completed"
-    last_saved = state["step"] if resumed_from is not None else -1
-    while not state["finished"]:
-        state["elapsed_s"] = elapsed_before + time.perf_counter() - call_start
-        if (total_steps is not None and state["step"] >= total_steps) or state["elapsed_s"] >= max_s:
+    last_saved = state.step if resumed_from is not None else -1
+    while not state.finished:
+        state.elapsed_s = elapsed_before + time.perf_counter() - call_start
+        if (total_steps is not None and state.step >= total_steps) or state.elapsed_s >= max_s:
             break
         if should_stop is not None and should_stop():
             status = "stopped"
             break
         started = time.perf_counter()
-        lr = learning_rate(config, state["step"], _progress(config, state["step"], state["elapsed_s"]))
+        lr = learning_rate(config, state.step, _progress(config, state.step, state.elapsed_s))
         for group in optimizer.param_groups:
             group["lr"] = lr
         step_loss = 0.0
@@ -580,21 +650,17 @@ def train(
         took = time.perf_counter() - started
         run_train_s += took
         run_tokens += config.tokens_per_step
-        state["step"] += 1
-        state["tokens_seen"] += config.tokens_per_step
-        state["loss_sum"] += step_loss
-        state["loss_count"] += 1
+        state.add_step(config.tokens_per_step, step_loss)
 
-        step = state["step"]
+        step = state.step
         # The last step gets the full evaluation and the final checkpoint below, not the interval ones.
         last = total_steps is not None and step >= total_steps
         val_loss = None
         if config.eval_interval and step % config.eval_interval == 0 and not last:
             val_loss = evaluate(model, data.val, config.seq_len, config.batch_size,
                                 config.eval_batches * config.batch_size, config.device)
-            if state["best_val_loss"] is None or val_loss < state["best_val_loss"]:
-                state["best_val_loss"] = val_loss
-        state["elapsed_s"] = elapsed_before + time.perf_counter() - call_start
+            state.evaluated(val_loss)
+        state.elapsed_s = elapsed_before + time.perf_counter() - call_start
         checkpoint = bool(config.checkpoint_interval and step % config.checkpoint_interval == 0) and not last
         if checkpoint:
             # Report first so the checkpoint's history includes this step; its loss accumulator is then empty,
@@ -606,16 +672,16 @@ def train(
             report("eval" if val_loss is not None else "train", val_loss=val_loss)
 
     if status == "stopped":
-        if last_saved != state["step"]:
+        if last_saved != state.step:
             save_checkpoint()
         report("stopped", checkpoint=True)
         return _result(state, status, total_steps, run_tokens, run_train_s, resumed_from, trained_arch, run_path)
 
-    if not state["finished"]:
+    if not state.finished:
         final = evaluate(model, data.val, config.seq_len, config.batch_size, None, config.device)
-        state["best_val_loss"] = final if state["best_val_loss"] is None else min(state["best_val_loss"], final)
-        state["final"] = {"val_loss": final, "val_perplexity": math.exp(final)}
-        state["finished"] = True
+        state.evaluated(final)
+        state.final = {"val_loss": final, "val_perplexity": math.exp(final)}
+        state.finished = True
         report("done", val_loss=final, checkpoint=True)
         save_checkpoint()
     return _result(state, status, total_steps, run_tokens, run_train_s, resumed_from, trained_arch, run_path)
@@ -628,14 +694,14 @@ def _check_tokenizer(run_path: Path, tokenizer: PreTrainedTokenizerBase) -> None
                                         "run: resume with saved_tokenizer(run_dir)"})
 
 
-def _result(state: Mapping[str, Any], status: str, total_steps: int | None, run_tokens: int, run_train_s: float,
+def _result(state: LoopState, status: str, total_steps: int | None, run_tokens: int, run_train_s: float,
             resumed_from: int | None, arch: Architecture, run_path: Path) -> TrainResult:
-    history = list(state["history"])
+    history = list(state.history)
     train_losses = [h["train_loss"] for h in history if h["train_loss"] is not None]
-    final = state["final"] or {}
+    final = state.final or {}
     return TrainResult(
-        status=status, step=state["step"], total_steps=total_steps, tokens_seen=state["tokens_seen"],
-        elapsed_s=state["elapsed_s"], train_loss=train_losses[-1] if train_losses else None,
+        status=status, step=state.step, total_steps=total_steps, tokens_seen=state.tokens_seen,
+        elapsed_s=state.elapsed_s, train_loss=train_losses[-1] if train_losses else None,
         val_loss=final.get("val_loss"), val_perplexity=final.get("val_perplexity"),
-        best_val_loss=state["best_val_loss"], tokens_per_s=run_tokens / run_train_s if run_train_s else 0.0,
+        best_val_loss=state.best_val_loss, tokens_per_s=run_tokens / run_train_s if run_train_s else 0.0,
         resumed_from=resumed_from, arch=arch, run_dir=str(run_path), history=history)

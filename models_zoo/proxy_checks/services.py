@@ -10,6 +10,7 @@ read what is stored.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from typing import Any, Iterable, Mapping
@@ -174,7 +175,8 @@ def do_cancel_proxy_check(check: ProxyCheck) -> bool:
     if not ProxyCheck.objects.filter(pk=check.pk, status=S.RUNNING).update(cancel_requested=True):
         return False
     for run in TrainingRun.objects.filter(proxy_check_member__proxy_check=check, status__in=TrainingRun.ACTIVE):
-        zoo_services.do_cancel_training(run)
+        with contextlib.suppress(Conflict):  # it finished meanwhile
+            zoo_services.do_cancel_training(run)
     do_update_proxy_check(check.pk)  # queued runs are cancelled now: so may be the check
     check.refresh_from_db()
     return True

@@ -8,6 +8,7 @@ the changed candidates with it: the `after` cursor of the live API.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 from datetime import timedelta
 from typing import Any, Iterable
@@ -18,6 +19,7 @@ from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
 from lts_web import queueing
+from lts_web.errors import Conflict
 from searches.core.arch import Architecture
 from searches.core.cost_model import NotEnoughData
 from searches.core.evolution import Evaluated, new_rng_state
@@ -404,75 +406,80 @@ def _propose(job: SearchJob) -> int:
     return len(rows)
 
 
-def do_measure_candidate(candidate: Candidate) -> str:
-    """Measure a predicted candidate now (the page's button, POST .../measure/). Returns "" when this call set it
-    measuring, else why not: a second call (or a concurrent one, which waits for the job's lock) finds it measuring
+def do_measure_candidate(candidate: Candidate) -> None:
+    """Measure a predicted candidate now (the page's button, POST .../measure/). Conflict("cannot measure: why")
+    when it is not predicted: a second call (or a concurrent one, which waits for the job's lock) finds it measuring
     and changes nothing. A finished job runs again until the measurement lands, as after a retry; a paused one
     measures it when resumed."""
     with transaction.atomic():
         job = _locked(candidate.job_id)
         if job is None:
-            return "the search no longer exists"
+            raise Conflict("cannot measure: the search no longer exists")
         if job.status == S.CANCELLED:
-            return "the search was cancelled"
+            raise Conflict("cannot measure: the search was cancelled")
         row = job.candidates.filter(pk=candidate.pk).first()
         if row is None:
-            return "the candidate no longer exists"
+            raise Conflict("cannot measure: the candidate no longer exists")
         if row.status != C.PREDICTED:
-            return f"the candidate is {row.status}, not predicted"
+            raise Conflict(f"cannot measure: the candidate is {row.status}, not predicted")
         request = do_request_measurement(Architecture.from_dict(row.config), job.device, profile_settings(job.spec))
         revision = _bump(job)
         updated = job.candidates.filter(pk=row.pk, status=C.PREDICTED).update(
             status=C.MEASURING, measurement=request.measurement, cache_hit=request.cached, revision=revision)
         if not updated:
-            return f"the candidate is {row.status}, not predicted"
+            raise Conflict(f"cannot measure: the candidate is {row.status}, not predicted")
         if job.status in (S.COMPLETED, S.FAILED):
             job.status, job.finished_at, job.error = S.RUNNING, None, ""
         _refresh_counts(job)
         job.save()
         if job.status in SearchJob.ACTIVE:
             _enqueue_advance(job.pk)  # a cache hit is measured at once; a new measurement wakes the job when done
-    return ""
 
 
 # ---- lifecycle ----------------------------------------------------------------------------------------------------
 
-def do_pause_search(job: SearchJob) -> bool:
+def _refused(job: SearchJob, locked: SearchJob | None, verb: str) -> Conflict:
+    return Conflict(f"cannot {verb} a search that is {(locked or job).status}")
+
+
+def do_pause_search(job: SearchJob) -> SearchJob:
+    """Conflict unless the search is active."""
     with transaction.atomic():
         locked = _locked(job.pk)
         if locked is None or locked.status not in SearchJob.ACTIVE:
-            return False
+            raise _refused(job, locked, "pause")
         _bump(locked)
         locked.status = S.PAUSED
         locked.save()
-    return True
+    return locked
 
 
-def do_resume_search(job: SearchJob) -> bool:
-    """Continue from the stored history and RNG state: the same architectures as an uninterrupted run."""
+def do_resume_search(job: SearchJob) -> SearchJob:
+    """Continue from the stored history and RNG state: the same architectures as an uninterrupted run. Conflict
+    unless the search is paused."""
     with transaction.atomic():
         locked = _locked(job.pk)
         if locked is None or locked.status != S.PAUSED:
-            return False
+            raise _refused(job, locked, "resume")
         _bump(locked)
         locked.status = S.RUNNING
         locked.save()
         _enqueue_advance(locked.pk)
-    return True
+    return locked
 
 
-def do_cancel_search(job: SearchJob) -> bool:
-    """Stop the job; revoke measurements that no other active job waits for."""
+def do_cancel_search(job: SearchJob) -> SearchJob:
+    """Stop the job; revoke measurements that no other active job waits for. Conflict when it had finished."""
     with transaction.atomic():
         locked = _locked(job.pk)
         if locked is None or locked.status in SearchJob.FINISHED:
-            return False
+            raise _refused(job, locked, "cancel")
         measuring = list(locked.candidates.filter(status=C.MEASURING).values_list("measurement_id", flat=True))
         revision = _bump(locked)
         locked.candidates.filter(status=C.MEASURING).update(status=C.CANCELLED, revision=revision)
         _finish(locked, S.CANCELLED)
         _revoke_unshared(measuring, exclude_job=locked.pk)
-    return True
+    return locked
 
 
 def _revoke_unshared(measurement_ids: Iterable[int | None], exclude_job: int) -> None:
@@ -491,14 +498,15 @@ def _revoke_unshared(measurement_ids: Iterable[int | None], exclude_job: int) ->
 
 
 def do_retry_failed(job: SearchJob) -> int:
-    """Measure the job's failed candidates again; the job runs again if it had finished."""
+    """Measure the job's failed candidates again (how many); the job runs again if it had finished. Conflict when
+    the job was cancelled or has no failed candidate."""
     with transaction.atomic():
         locked = _locked(job.pk)
         if locked is None or locked.status == S.CANCELLED:
-            return 0
+            raise _refused(job, locked, "retry (nothing failed in)")
         failed = list(locked.candidates.filter(status=C.FAILED).select_related("measurement"))
         if not failed:
-            return 0
+            raise _refused(job, locked, "retry (nothing failed in)")
         revision = _bump(locked)
         for c in failed:
             if c.measurement and c.measurement.status == Measurement.Status.FAILED:
@@ -514,7 +522,8 @@ def do_retry_failed(job: SearchJob) -> int:
 
 
 def do_delete_search(job: SearchJob) -> None:
-    do_cancel_search(job)
+    with contextlib.suppress(Conflict):  # a finished search has nothing to stop
+        do_cancel_search(job)
     SearchJob.objects.filter(pk=job.pk).delete()  # candidates cascade; shared measurements stay
 
 

@@ -2,9 +2,7 @@
 from __future__ import annotations
 
 import logging
-import uuid
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Mapping
 
 from django.conf import settings
@@ -17,7 +15,7 @@ from searches.core.arch import Architecture
 from searches.core.profiling import ProfileResult, ProfileSettings, device_limit_errors
 from searches.models import Device, Measurement
 from searches.queues import resend_lost
-from searches.services.predictor import schedule_refit
+from searches.services.predictor import key_settings, measurement_key, schedule_refit
 
 __all__ = [
     "MeasurementRequest",
@@ -32,7 +30,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-_KEY_FIELDS = ("backend", "batch_size", "seq_len", "threads", "mode", "dtype")
 
 
 @dataclass(frozen=True)
@@ -43,14 +40,12 @@ class MeasurementRequest:
 
 
 def _key(arch: Architecture, device: Device, profile: ProfileSettings) -> dict:
-    key = {name: getattr(profile, name) for name in _KEY_FIELDS}
-    return {"archid": arch.archid, "device": device, "device_type": profile.device, **key}
+    return {"archid": arch.archid, "device": device, **measurement_key(profile)}
 
 
 def measurement_settings(measurement: Measurement) -> ProfileSettings:
     """The full ProfileSettings of a stored measurement (key fields plus the stored options)."""
-    data = {name: getattr(measurement, name) for name in _KEY_FIELDS}
-    return ProfileSettings.from_dict({**measurement.options, **data, "device": measurement.device_type})
+    return key_settings(measurement.key, **measurement.options)
 
 
 def profile_limit_errors(device: Device | None, profile: ProfileSettings,
@@ -65,12 +60,9 @@ def profile_limit_errors(device: Device | None, profile: ProfileSettings,
 
 
 def _dispatch(measurement_id: int, queue: str) -> None:
-    """Send the task only if this caller wins the right to (conditional update on an empty task_id)."""
-    task_id = str(uuid.uuid4())
-    won = Measurement.objects.filter(pk=measurement_id, status=Measurement.Status.PENDING, task_id="").update(
-        task_id=task_id, dispatched_at=timezone.now()
-    )
-    if won:
+    """Send the task only if this caller wins the right to (QueuedWorkQuerySet.dispatch_once)."""
+    task_id = Measurement.objects.dispatch_once(measurement_id)
+    if task_id:
         queueing.send(queueing.PROFILE_MEASUREMENT, [measurement_id], queue=queue, task_id=task_id)
 
 
@@ -83,7 +75,7 @@ def do_request_measurement(
     """
     profile.check_arch(arch)
     key = _key(arch, device, profile)
-    options = {k: v for k, v in profile.to_dict().items() if k not in (*_KEY_FIELDS, "device")}
+    options = {k: v for k, v in profile.to_dict().items() if k not in profile.cache_key()}
     measurement = Measurement.objects.filter(**key).first()
     created = False
     if measurement is None:
@@ -102,15 +94,7 @@ def do_request_measurement(
 
 def try_claim_measurement(measurement_id: int, worker: str) -> bool:
     """Conditional UPDATE (STYLE habit 2): pending, or running with a heartbeat so old that its worker is gone."""
-    now = timezone.now()
-    stale = now - timedelta(seconds=settings.LTS_DEVICE_OFFLINE_AFTER_S)
-    claimable = Q(status=Measurement.Status.PENDING) | Q(status=Measurement.Status.RUNNING, heartbeat_at__lt=stale)
-    return bool(
-        Measurement.objects.filter(claimable, pk=measurement_id).update(
-            status=Measurement.Status.RUNNING, claimed_by=worker, attempts=F("attempts") + 1,
-            started_at=now, heartbeat_at=now, error="",
-        )
-    )
+    return Measurement.objects.claim(measurement_id, worker, started_at=timezone.now())
 
 
 def do_save_measurement(measurement_id: int, worker: str, result: ProfileResult) -> bool:
@@ -118,7 +102,7 @@ def do_save_measurement(measurement_id: int, worker: str, result: ProfileResult)
     a stored result queues the refit of its key's cost model."""
     latency = result.latency
     saved = bool(
-        Measurement.objects.filter(pk=measurement_id, status=Measurement.Status.RUNNING, claimed_by=worker).update(
+        Measurement.objects.claimed(measurement_id, worker).update(
             status=Measurement.Status.DONE, finished_at=timezone.now(), heartbeat_at=timezone.now(),
             latency_median_s=latency.median, latency_p10_s=latency.p10, latency_p90_s=latency.p90,
             latency_mean_s=latency.mean, latency_std_s=latency.std, latency_n=latency.n,
@@ -138,10 +122,7 @@ def do_save_measurement(measurement_id: int, worker: str, result: ProfileResult)
 
 
 def do_fail_measurement(measurement_id: int, worker: str | None, reason: str) -> bool:
-    rows = Measurement.objects.filter(pk=measurement_id).exclude(status=Measurement.Status.DONE)
-    if worker is not None:
-        rows = rows.filter(claimed_by=worker)
-    return bool(rows.update(status=Measurement.Status.FAILED, error=reason[:4000], finished_at=timezone.now()))
+    return Measurement.objects.fail(measurement_id, worker, reason, unless=(Measurement.Status.DONE,))
 
 
 def do_retry_measurement(measurement: Measurement) -> Measurement:
@@ -163,24 +144,14 @@ def do_reap_measurements(*, broker_lost: bool = False) -> dict[str, int]:
     Tolerates races: every change is a conditional UPDATE on the stale state it observed; a duplicate message is
     harmless because only one claim can win.
     """
-    stale = timezone.now() - timedelta(seconds=settings.LTS_DEVICE_OFFLINE_AFTER_S)
-    requeued = failed = 0
     pending = Measurement.objects.filter(status=Measurement.Status.PENDING).select_related("device")
     # A profiling worker killed after taking a message and before claiming its row leaves that message in the
     # broker's unacknowledged set until the visibility timeout (13 h); its restart re-registers the device
     # (registered_at), so a pending row sent before that is checked at this pass instead of after 600 s.
     redispatched = resend_lost(pending, lambda m: m.device.queue, lambda m: _dispatch(m.pk, m.device.queue),
                                broker_lost=broker_lost, suspect_now=Q(dispatched_at__lt=F("device__registered_at")))
-    rows = Measurement.objects.filter(status=Measurement.Status.RUNNING, heartbeat_at__lt=stale).select_related("device")
-    for m in rows:
-        observed = Measurement.objects.filter(pk=m.pk, status=Measurement.Status.RUNNING, heartbeat_at=m.heartbeat_at)
-        if m.attempts >= settings.LTS_MEASUREMENT_MAX_ATTEMPTS:
-            reason = (f"the worker died or went silent {m.attempts} times (last: {m.claimed_by or 'unknown'}); "
-                      "giving up: retry it once the device is healthy")
-            failed += observed.update(status=Measurement.Status.FAILED, error=reason, finished_at=timezone.now())
-        elif observed.update(status=Measurement.Status.PENDING, task_id=""):
-            requeued += 1
-            with transaction.atomic():
-                _dispatch(m.pk, m.device.queue)
-            logger.warning("re-queued measurement %s after a silent worker (%s)", m.pk, m.claimed_by)
-    return {"requeued": requeued, "failed": failed, "redispatched": redispatched}
+    counts = Measurement.objects.select_related("device").reap_stale(
+        max_attempts=settings.LTS_MEASUREMENT_MAX_ATTEMPTS, dispatch=lambda m: _dispatch(m.pk, m.device.queue),
+        give_up=lambda m: (f"the worker died or went silent {m.attempts} times (last: {m.claimed_by or 'unknown'}); "
+                           "giving up: retry it once the device is healthy"))
+    return {"requeued": counts["requeued"], "failed": counts["failed"], "redispatched": redispatched}

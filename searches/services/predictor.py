@@ -44,16 +44,17 @@ __all__ = [
 
 
 def measurement_key(settings: ProfileSettings) -> dict[str, Any]:
-    """The Measurement columns (besides archid and device) of measurements taken with ``settings``."""
+    """The Measurement columns (besides archid and device) of measurements taken with ``settings``: the measurement
+    cache's key and a cost model's, built only here, from the profiler's own ProfileSettings.cache_key()."""
     key = settings.cache_key()
     return {name: key["device" if name == "device_type" else name] for name in MEASUREMENT_KEY_FIELDS}
 
 
-def key_settings(key: Mapping[str, Any]) -> ProfileSettings:
-    """ProfileSettings of a measurement key (the other fields at their defaults: they do not change the features);
-    ProfileSettingsError for a key that is not one."""
-    return ProfileSettings.from_dict({("device" if name == "device_type" else name): key[name]
-                                      for name in MEASUREMENT_KEY_FIELDS if name in key})
+def key_settings(key: Mapping[str, Any], **options: Any) -> ProfileSettings:
+    """ProfileSettings of a measurement key, the inverse of measurement_key (the other fields from ``options``, else
+    at their defaults: they do not change the features); ProfileSettingsError for a key that is not one."""
+    return ProfileSettings.from_dict({**options, **{("device" if name == "device_type" else name): key[name]
+                                                    for name in MEASUREMENT_KEY_FIELDS if name in key}})
 
 
 def _finished(device: Device, key: Mapping[str, Any]) -> QuerySet[Measurement]:

@@ -106,7 +106,7 @@ def test_hub_dataset_offline_fails_at_once_with_a_clear_message(api_client, acto
 
 
 def test_hub_dataset_online_is_registered_without_downloading(api_client, actors, roots, monkeypatch):
-    monkeypatch.setattr(services, "require_hub", lambda: None)  # as if online; nothing is fetched at registration
+    monkeypatch.setattr(services.datasets, "require_hub", lambda: None)  # as if online; nothing is fetched at registration
     response = _client(api_client, actors.alice).post("/api/v1/datasets/", {
         "name": "wiki", "kind": "hub", "hub_name": "wikitext", "hub_config": "wikitext-2-raw-v1",
         "hub_validation_split": "validation"}, format="json")

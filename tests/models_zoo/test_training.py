@@ -12,6 +12,7 @@ from django.db import connection
 from django.utils import timezone
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from lts_web.errors import Conflict
 from models_zoo import services
 from models_zoo.core import CHECKPOINT_NAME
 from models_zoo.models import TrainingRun, ZooModel
@@ -62,6 +63,7 @@ def test_a_run_trains_exports_to_the_zoo_and_the_checkpoint_loads_and_generates(
     assert model.source == "trained" and model.archid == trained.archid and model.source_archid == run.archid
     assert model.non_embedding_params == trained.non_embedding_params and model.val_ppl == run.val_ppl
     assert model.path == f"zoo/{model.pk}" and model.folder.is_dir() and model.size_bytes > 0
+    assert [p.name for p in model.folder.parent.iterdir()] == [str(model.pk)]  # the staging folder was renamed
     assert model.budget_description == "30 steps" and model.data_description == "folder:corpora/kings.txt"
 
     hf = AutoModelForCausalLM.from_pretrained(model.folder)
@@ -125,7 +127,8 @@ def test_cancel_stops_a_running_run_at_the_next_heartbeat_and_keeps_its_checkpoi
     run.refresh_from_db()
     assert run.status == "cancelled" and run.finished_at is not None and 6 <= run.step < 100_000
     assert (run.run_dir / CHECKPOINT_NAME).is_file() and not ZooModel.objects.filter(training_run=run).exists()
-    assert not services.do_cancel_training(run)  # already finished
+    with pytest.raises(Conflict, match="cannot cancel a run that is cancelled"):  # already finished
+        services.do_cancel_training(run)
 
 
 def test_cancel_of_a_queued_run_is_immediate_and_the_message_then_does_nothing(actors, dataset, sent):

@@ -65,7 +65,7 @@ def broker(settings, monkeypatch):
 def _queued_run(actors) -> TrainingRun:
     run = TrainingRun.objects.create(team=actors.acme, owner=actors.alice, name="r", architecture=TINY.to_dict(),
                                      archid=TINY.archid, tokenizer="bpe:400", config={"max_steps": 30})
-    zoo_services._dispatch_training(run.pk)
+    zoo_services.training._dispatch_training(run.pk)
     run.refresh_from_db()
     return run
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 from django.utils import timezone
 
+from lts_web.errors import Conflict
 from searches import services
 from searches.core.arch import Architecture
 from searches.core.evolution import run_search
@@ -91,7 +92,8 @@ def test_cancel_revokes_unshared_measurements_and_stops(actors, device, no_messa
     assert job.status == "cancelled" and not Measurement.objects.exists()
     assert set(job.candidates.values_list("status", flat=True)) == {"cancelled"}
     assert services.do_advance_search(job.pk) == "cancelled"
-    assert not services.do_cancel_search(job)
+    with pytest.raises(Conflict, match="cannot cancel a search that is cancelled"):
+        services.do_cancel_search(job)
 
 
 def test_retry_failed_candidates(actors, device, no_messages):

@@ -17,8 +17,7 @@ from searches import services
 def measurement_json(m: Measurement, *, cached: bool) -> dict:
     """One output line: the archid, latency statistics in seconds, peak memory in MB, settings and device."""
     out = {"valid": True, "archid": m.archid, "status": m.status, "cached": cached, "device": m.device.name,
-           "settings": {**m.options, "backend": m.backend, "batch_size": m.batch_size, "seq_len": m.seq_len,
-                        "threads": m.threads, "mode": m.mode, "dtype": m.dtype, "device": m.device_type}}
+           "settings": services.measurement_settings(m).to_dict()}
     if m.status == Measurement.Status.DONE:
         out["latency_s"] = {"median": m.latency_median_s, "p10": m.latency_p10_s, "p90": m.latency_p90_s,
                             "mean": m.latency_mean_s, "std": m.latency_std_s, "n": m.latency_n}

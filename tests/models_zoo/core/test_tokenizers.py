@@ -96,7 +96,7 @@ def test_bad_tokenizer_folders_give_clear_errors(tmp_path):
 
 def test_bpe_vocab_size_and_specs_are_validated(corpus_file):
     for bad in (100, 256, True, 2**21):
-        with pytest.raises(TokenizerError, match="must be an integer in \\[257") as info:
+        with pytest.raises(TokenizerError, match="vocabulary size must be in \\[257") as info:
             train_bpe(["abc"], bad)
         assert set(info.value.errors) == {"vocab_size"}
     with pytest.raises(TokenizerError, match="integer vocabulary size"):

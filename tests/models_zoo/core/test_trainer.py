@@ -316,3 +316,19 @@ def test_rng_states_round_trip_through_a_weights_only_checkpoint(tmp_path):
     trainer_module._set_rng_states(torch.load(tmp_path / "rng.pt", weights_only=True)["rng"])
     again = (torch.rand(3), np.random.rand(3), random.random())
     assert torch.equal(expected[0], again[0]) and np.array_equal(expected[1], again[1]) and expected[2] == again[2]
+
+
+def test_loop_state_round_trips_through_a_checkpoint_and_thins_its_history():
+    state = trainer.LoopState()
+    for step in range(1, 1201):
+        state.add_step(64, 2.0)
+        mean = state.take_mean_loss()
+        state.record(trainer.Progress(step=step, total_steps=1200, tokens_seen=state.tokens_seen, train_loss=mean,
+                                      val_loss=1.5 if step % 100 == 0 else None, val_perplexity=None, lr=1e-3,
+                                      tokens_per_s=1.0, elapsed_s=float(step), eta_s=None))
+    # A 1,200-report run keeps at most HISTORY_POINTS points, the evaluations and the last one among them.
+    assert len(state.history) <= trainer.HISTORY_POINTS and state.history[-1]["step"] == 1200
+    assert {p["step"] for p in state.history if p["val_loss"] is not None} == set(range(100, 1201, 100))
+    restored = trainer.LoopState.from_checkpoint({"format": 1, "model": {}, **state.to_checkpoint()})
+    assert restored == state and restored.step == 1200 and restored.tokens_seen == 1200 * 64
+    assert restored.take_mean_loss() is None  # every loss was reported
