@@ -18,11 +18,11 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def hub(roots, monkeypatch, tmp_path):
+def hub(roots, monkeypatch, tmp_path, outbox):
     """The hub as a local folder: "acme/tiny" is a GPT-2 checkpoint; the import's messages are recorded, not sent."""
     from django.db import transaction
 
-    from workers.training import import_hub_model
+    from lts_web import queueing
 
     make_checkpoint(tmp_path / "hub" / "acme" / "tiny")
     downloads: list[str] = []
@@ -34,12 +34,19 @@ def hub(roots, monkeypatch, tmp_path):
             raise FileNotFoundError(f"404: {repo_id} is not on the hub")
         return str(folder)
 
-    sent: list[dict] = []
     monkeypatch.setattr(services.zoo, "require_hub", lambda: None)  # as if online
     monkeypatch.setattr(huggingface_hub, "snapshot_download", snapshot_download)
     monkeypatch.setattr(transaction, "on_commit", lambda func, using=None, robust=False: func())
-    monkeypatch.setattr(import_hub_model, "apply_async", lambda args=None, **kw: sent.append({"args": args, **kw}))
-    return type("Hub", (), {"downloads": downloads, "sent": sent})
+
+    class Hub:
+        @property
+        def sent(self) -> list[dict]:
+            return [{"args": m["args"], "queue": m["queue"], "task_id": m["task_id"]}
+                    for m in outbox.named(queueing.IMPORT_HUB_MODEL)]
+
+    hub = Hub()
+    hub.downloads = downloads
+    return hub
 
 
 def _client(api_client, user):
