@@ -41,6 +41,7 @@ from models_zoo.core import (
 )
 from models_zoo.core.tokenizers import MAX_VOCAB_SIZE
 from models_zoo.models import Dataset, TrainingRun, ZooModel
+from notifications.services import notify_training
 from searches.core.arch import Architecture, ConfigError
 from searches.models import Candidate, Device, Measurement
 from searches.queues import resend_lost
@@ -459,7 +460,10 @@ def do_fail_training(run_id: int, worker: str | None, reason: str) -> bool:
     rows = TrainingRun.objects.filter(pk=run_id).exclude(status__in=TrainingRun.FINISHED)
     if worker is not None:
         rows = rows.filter(claimed_by=worker)
-    return bool(rows.update(status=R.FAILED, error=reason[:4000], finished_at=timezone.now(), eta_s=None))
+    failed = bool(rows.update(status=R.FAILED, error=reason[:4000], finished_at=timezone.now(), eta_s=None))
+    if failed:
+        notify_training(run_id, R.FAILED)
+    return failed
 
 
 def measurements_by_archid(archids: Iterable[str]) -> dict[str, list[Measurement]]:
@@ -537,6 +541,7 @@ def do_finish_training(run_id: int, worker: str, result: TrainResult, *, tokeniz
             elapsed_s=result.elapsed_s, val_loss=result.val_loss, val_ppl=result.val_perplexity,
             best_val_loss=result.best_val_loss, trained_archid=trained.archid, resumed_from=result.resumed_from,
             eta_s=0.0, train_loss=result.train_loss if result.train_loss is not None else F("train_loss"))
+        notify_training(run.pk, R.COMPLETED)
     return model
 
 
@@ -563,7 +568,9 @@ def do_reap_training(*, broker_lost: bool = False) -> dict[str, int]:
         elif run.attempts >= settings.LTS_TRAIN_MAX_ATTEMPTS:
             reason = (f"the worker died or went silent {run.attempts} times (last: {run.claimed_by or 'unknown'}); "
                       f"giving up. The last checkpoint (at or before step {run.step}) is kept.")
-            counts["failed"] += observed.update(status=R.FAILED, error=reason, finished_at=now, eta_s=None)
+            if observed.update(status=R.FAILED, error=reason, finished_at=now, eta_s=None):
+                counts["failed"] += 1
+                notify_training(run.pk, R.FAILED)
         elif observed.update(status=R.QUEUED, task_id=""):
             counts["requeued"] += 1
             with transaction.atomic():

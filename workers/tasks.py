@@ -167,4 +167,5 @@ def reap_stale_work() -> dict:
 
 
 from workers.generation import *  # noqa: F401,F403
+from workers.notifications import *  # noqa: F401,F403
 from workers.training import *  # noqa: F401,F403

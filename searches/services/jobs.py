@@ -17,6 +17,7 @@ from django.db import transaction
 from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
+from notifications.services import notify_search
 from searches.core.arch import Architecture
 from searches.core.cost_model import NotEnoughData
 from searches.core.evolution import Evaluated, new_rng_state
@@ -166,6 +167,7 @@ def _finish(job: SearchJob, status: str, reason: str = "") -> None:
         logger.info("search %s finished: %s", job.pk, reason)
     _refresh_counts(job)
     job.save()
+    notify_search(job.pk, status)  # after the commit: search.finished / search.failed
 
 
 def _sync_candidates(job: SearchJob) -> bool:
