@@ -108,12 +108,10 @@ def refused_reason(address: str) -> str | None:
     if isinstance(ip, ipaddress.IPv6Address):
         embedded = ip.ipv4_mapped or ip.sixtofour or (ip.teredo[1] if ip.teredo else None)
         if embedded is not None:
-            reason = refused_reason(str(embedded))
-            if reason:
-                return reason
+            return refused_reason(str(embedded))
     for reason, test in (("unspecified", ip.is_unspecified), ("loopback", ip.is_loopback),
                          ("link-local", ip.is_link_local), ("multicast", ip.is_multicast),
-                         ("private", ip.is_private), ("reserved", ip.is_reserved)):
+                         ("reserved", ip.is_reserved), ("private", ip.is_private)):
         if test:
             return reason
     if not ip.is_global:  # shared address space 100.64/10, benchmarking 198.18/15, NAT64 ...: not the internet
