@@ -25,7 +25,7 @@ from lts_web.models import Membership, Team, is_team_admin
 from models_zoo.models import TrainingRun
 from models_zoo.proxy_checks.models import ProxyCheck
 from notifications.core import (
-    EVENTS, MAX_EVENTS, SIGNATURE_HEADER, DeliveryError, check_secret, check_url, post, resolve, sign,
+    EVENTS, MAX_EVENTS, SIGNATURE_HEADER, DeliveryError, check_reachable, check_secret, post, sign,
 )
 from notifications.models import Delivery, Webhook
 from searches.core.arch import ConfigError
@@ -57,21 +57,6 @@ def can_change_webhook(user, webhook: Webhook) -> bool:
     return webhook.owner_id == user.id or is_team_admin(user, webhook.team_id)
 
 
-def _url_errors(url: Any) -> str | None:
-    message = check_url(url)
-    if message:
-        return message
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(url)
-    try:  # where it points now; each delivery checks again (DNS answers change)
-        resolve(parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80),
-                allow_private=settings.LTS_WEBHOOK_ALLOW_PRIVATE)
-    except DeliveryError as exc:
-        return str(exc)
-    return None
-
-
 def _event_errors(events: Any) -> tuple[list[str], str | None]:
     if events is None:
         return list(EVENTS), None
@@ -92,7 +77,7 @@ def do_create_webhook(*, owner, team_id: int, url: str, secret: str = "", events
     errors: dict[str, str] = {}
     if not Membership.objects.filter(user=owner, team_id=team_id).exists():
         errors["team"] = "you are not a member of this team"
-    message = _url_errors(url)
+    message = check_reachable(url, allow_private=settings.LTS_WEBHOOK_ALLOW_PRIVATE)
     if message:
         errors["url"] = message
     message = check_secret(secret)
@@ -234,7 +219,7 @@ def _fan_out(event: str, build: Callable[[], _Event | None]) -> None:
 
 
 def _prune(webhook_ids: Iterable[int]) -> None:
-    """Each webhook keeps its newest LTS_WEBHOOK_LOG_KEEP deliveries (finished ones are dropped first-in)."""
+    """Each webhook keeps its newest LTS_WEBHOOK_LOG_KEEP deliveries: older ones are deleted once they finished."""
     keep = settings.LTS_WEBHOOK_LOG_KEEP
     for webhook_id in webhook_ids:
         old = Delivery.objects.filter(webhook_id=webhook_id).values_list("pk", flat=True)[keep:keep + 1000]

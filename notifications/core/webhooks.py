@@ -21,6 +21,7 @@ __all__ = [
     "SIGNATURE_HEADER",
     "DeliveryError",
     "Response",
+    "check_reachable",
     "check_secret",
     "check_url",
     "post",
@@ -139,6 +140,24 @@ def resolve(host: str, port: int, *, allow_private: bool = False) -> list[str]:
     return addresses
 
 
+def _host_port(url: str) -> tuple[str, int]:
+    parts = urlsplit(url)
+    return parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80)
+
+
+def check_reachable(url: object, *, allow_private: bool = False) -> str | None:
+    """``check_url``, then where its host points now (``resolve``): the message for a URL a webhook may not have, or
+    None. Each delivery checks again: DNS answers change."""
+    message = check_url(url)
+    if message:
+        return message
+    try:
+        resolve(*_host_port(url), allow_private=allow_private)  # type: ignore[arg-type]
+    except DeliveryError as exc:
+        return str(exc)
+    return None
+
+
 def sign(secret: str, timestamp: int, body: bytes) -> str:
     """The signature header's value: ``t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>." + body, keyed by secret>``.
     The timestamp inside the signed bytes lets a receiver refuse an old message replayed."""
@@ -180,7 +199,7 @@ def post(url: str, body: bytes, headers: Mapping[str, str], *, timeout_s: float 
     if message:
         raise DeliveryError(message, transient=False)
     parts = urlsplit(url)
-    host, port = parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80)
+    host, port = _host_port(url)
     address = resolve(host, port, allow_private=allow_private)[0]
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     deadline = time.monotonic() + timeout_s
