@@ -200,6 +200,8 @@ if not LTS_PUBLIC_URL.startswith(("http://", "https://")):
     raise ImproperlyConfigured(f"LTS_PUBLIC_URL={LTS_PUBLIC_URL!r} must start with http:// or https://")
 LTS_WEBHOOK_ALLOW_PRIVATE = envbool("LTS_WEBHOOK_ALLOW_PRIVATE", False)
 LTS_WEBHOOK_TIMEOUT_S = envfloat("LTS_WEBHOOK_TIMEOUT_S", 5.0, minimum=0.1)
+if LTS_WEBHOOK_TIMEOUT_S > 60:  # an attempt holds a `control` worker process: never minutes
+    raise ImproperlyConfigured(f"LTS_WEBHOOK_TIMEOUT_S={LTS_WEBHOOK_TIMEOUT_S} is above the maximum 60")
 LTS_WEBHOOK_MAX_ATTEMPTS = envint("LTS_WEBHOOK_MAX_ATTEMPTS", 5, minimum=1, maximum=20)
 LTS_WEBHOOK_BACKOFF_S = envint("LTS_WEBHOOK_BACKOFF_S", 10, minimum=1, maximum=3600)
 LTS_WEBHOOK_BACKOFF_MAX_S = envint("LTS_WEBHOOK_BACKOFF_MAX_S", 600, minimum=1, maximum=86400)
