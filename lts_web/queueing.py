@@ -17,6 +17,7 @@ from lts_web.celery import app
 
 __all__ = [
     "ADVANCE_SEARCH",
+    "DELIVER_WEBHOOK",
     "GENERATE_TEXT",
     "IMPORT_HUB_MODEL",
     "PING",
@@ -49,8 +50,9 @@ IMPORT_HUB_MODEL = "workers.training.import_hub_model"
 GENERATE_TEXT = "workers.generation.generate_text"
 UPDATE_PROXY_CHECK = "workers.proxy_checks.update_proxy_check"
 REAP_PROXY_CHECKS = "workers.proxy_checks.reap_proxy_checks"
+DELIVER_WEBHOOK = "workers.notifications.deliver_webhook"
 TASK_NAMES = (PING, ADVANCE_SEARCH, PROFILE_MEASUREMENT, REFIT_COST_MODEL, REAP_STALE_WORK, TRAIN_MODEL, REAP_TRAINING,
-              IMPORT_HUB_MODEL, GENERATE_TEXT, UPDATE_PROXY_CHECK, REAP_PROXY_CHECKS)
+              IMPORT_HUB_MODEL, GENERATE_TEXT, UPDATE_PROXY_CHECK, REAP_PROXY_CHECKS, DELIVER_WEBHOOK)
 
 # kombu's Redis transport keeps one list per priority step: the queue's name, then these suffixes.
 PRIORITY_SUFFIXES = ["", "\x06\x163", "\x06\x166", "\x06\x169"]

@@ -51,6 +51,7 @@ INSTALLED_APPS = [
     "searches",
     "models_zoo",
     "models_zoo.proxy_checks",
+    "notifications",
 ]
 
 MIDDLEWARE = [
@@ -188,6 +189,25 @@ LTS_GENERATE_CACHE_MB = envint("LTS_GENERATE_CACHE_MB", 2048, minimum=1)
 LTS_GENERATE_THREADS = envint("LTS_GENERATE_THREADS", 0, minimum=0)
 LTS_GENERATE_STREAM_INTERVAL_S = envfloat("LTS_GENERATE_STREAM_INTERVAL_S", 0.02, minimum=0.0)
 
+# Notifications (notifications/): the address links in webhook messages start with; webhooks refuse loopback,
+# private, link-local, multicast and reserved addresses (at registration and at each delivery) unless
+# LTS_WEBHOOK_ALLOW_PRIVATE; each attempt waits at most LTS_WEBHOOK_TIMEOUT_S per network step; a failed attempt that
+# may pass (timeout, 5xx, 429) is tried again after about LTS_WEBHOOK_BACKOFF_S, doubling up to
+# LTS_WEBHOOK_BACKOFF_MAX_S (full jitter), LTS_WEBHOOK_MAX_ATTEMPTS attempts in all; a team has at most
+# LTS_WEBHOOKS_PER_TEAM webhooks, and each keeps its newest LTS_WEBHOOK_LOG_KEEP deliveries.
+LTS_PUBLIC_URL = (envstr("LTS_PUBLIC_URL") or "http://127.0.0.1:8000").rstrip("/")
+if not LTS_PUBLIC_URL.startswith(("http://", "https://")):
+    raise ImproperlyConfigured(f"LTS_PUBLIC_URL={LTS_PUBLIC_URL!r} must start with http:// or https://")
+LTS_WEBHOOK_ALLOW_PRIVATE = envbool("LTS_WEBHOOK_ALLOW_PRIVATE", False)
+LTS_WEBHOOK_TIMEOUT_S = envfloat("LTS_WEBHOOK_TIMEOUT_S", 5.0, minimum=0.1)
+if LTS_WEBHOOK_TIMEOUT_S > 60:  # an attempt holds a `control` worker process: never minutes
+    raise ImproperlyConfigured(f"LTS_WEBHOOK_TIMEOUT_S={LTS_WEBHOOK_TIMEOUT_S} is above the maximum 60")
+LTS_WEBHOOK_MAX_ATTEMPTS = envint("LTS_WEBHOOK_MAX_ATTEMPTS", 5, minimum=1, maximum=20)
+LTS_WEBHOOK_BACKOFF_S = envint("LTS_WEBHOOK_BACKOFF_S", 10, minimum=1, maximum=3600)
+LTS_WEBHOOK_BACKOFF_MAX_S = envint("LTS_WEBHOOK_BACKOFF_MAX_S", 600, minimum=1, maximum=86400)
+LTS_WEBHOOKS_PER_TEAM = envint("LTS_WEBHOOKS_PER_TEAM", 20, minimum=1, maximum=1000)
+LTS_WEBHOOK_LOG_KEEP = envint("LTS_WEBHOOK_LOG_KEEP", 100, minimum=1, maximum=10000)
+
 # Redis: the Celery broker and result store. REDIS_URL is the default for both.
 REDIS_URL = envstr("REDIS_URL", "redis://127.0.0.1:6379/0")
 CELERY_BROKER_URL = envstr("CELERY_BROKER_URL") or REDIS_URL
@@ -235,11 +255,12 @@ CELERY_TASK_SEND_SENT_EVENT = True
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 # The modules that register the tasks (and workers.devices, the profiling worker's device registration), imported
 # by every worker at start; the web side sends by name (lts_web/queueing.py) and imports none of them.
-CELERY_IMPORTS = ["workers.devices", "workers.tasks", "workers.training", "workers.generation", "workers.proxy_checks"]
+CELERY_IMPORTS = ["workers.devices", "workers.tasks", "workers.training", "workers.generation", "workers.proxy_checks",
+                  "workers.notifications"]
 CELERY_TASK_ROUTES = {"workers.tasks.*": {"queue": "control"}, "workers.training.train_model": {"queue": "train"},
                       "workers.training.import_hub_model": {"queue": "train"},
                       "workers.training.*": {"queue": "control"}, "workers.generation.*": {"queue": "generate"},
-                      "workers.proxy_checks.*": {"queue": "control"}}
+                      "workers.proxy_checks.*": {"queue": "control"}, "workers.notifications.*": {"queue": "control"}}
 CELERY_BEAT_SCHEDULE = {
     "reap-stale-work": {"task": "workers.tasks.reap_stale_work", "schedule": float(envint("LTS_REAPER_INTERVAL_S", 15, minimum=1))},
     "reap-training": {"task": "workers.training.reap_training", "schedule": float(envint("LTS_REAPER_INTERVAL_S", 15, minimum=1))},

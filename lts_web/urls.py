@@ -21,6 +21,7 @@ api_v1 = [
     path("", include("searches.urls")),
     path("", include("models_zoo.api_urls")),
     path("", include("models_zoo.proxy_checks.api_urls")),
+    path("", include("notifications.api_urls")),
     path("", include(router.urls)),
 ]
 
@@ -34,6 +35,7 @@ urlpatterns = [
     path("zoo/", include("models_zoo.urls")),
     path("proxy-checks/", include("models_zoo.proxy_checks.urls")),
     path("teams/", views.teams, name="teams"),
+    path("teams/<int:pk>/webhooks/", include("notifications.urls")),
     path("account/", views.account, name="account"),
     path("healthz", views.healthz, name="healthz"),
     path("login/", auth_views.LoginView.as_view(), name="login"),

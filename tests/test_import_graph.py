@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("lts_web", "searches", "models_zoo", "workers")
+PACKAGES = ("lts_web", "searches", "models_zoo", "notifications", "workers")
 # Management commands that, with --local, are the worker themselves (CLI entry points, not services): they run a
 # task's body in-process. The only imports of worker code outside workers/.
 WORKER_CODE_ALLOWED = {

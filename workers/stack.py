@@ -198,6 +198,7 @@ def main() -> int:
     env.setdefault("PYTHONUNBUFFERED", "1")
     env.setdefault("LTS_DEVICE", "local")
     host, port = env.get("LTS_HOST", "127.0.0.1"), env.get("LTS_PORT", "8000")
+    env.setdefault("LTS_PUBLIC_URL", f"http://{'127.0.0.1' if host == '0.0.0.0' else host}:{port}")  # webhook links
     var_dir = Path(env.get("LTS_VAR_DIR") or ROOT / "var")
     _local_env(env, var_dir, host)
     redis = None

@@ -23,6 +23,7 @@ from models_zoo.core import MAX_TOKENS, TrainConfig
 from models_zoo.models import Dataset, TrainingRun
 from models_zoo.proxy_checks.core import MIN_MODELS, SampleError, analyze, interpret, pool_from_space, stratified_sample
 from models_zoo.proxy_checks.models import ProxyCheck, ProxyCheckRun
+from notifications.services import notify_proxy_check
 from searches.core.arch import Architecture, ConfigError
 from searches.core.space import PRESETS, SearchSpace
 from searches.models import Candidate, SearchJob
@@ -255,8 +256,10 @@ def _update(check: ProxyCheck) -> ProxyCheck:
     else:
         status = S.COMPLETED if len(points[max(check.budgets)]) >= MIN_MODELS else S.FAILED
     finished_at = check.finished_at or (timezone.now() if status != S.RUNNING else None)
-    ProxyCheck.objects.filter(pk=check.pk, state_key=check.state_key).update(
+    won = ProxyCheck.objects.filter(pk=check.pk, state_key=check.state_key).update(
         status=status, result=result, state_key=state, finished_at=finished_at, updated_at=timezone.now())
+    if won and check.status == S.RUNNING and status != S.RUNNING:  # this refresh finished it: once per check
+        notify_proxy_check(check.pk, status)
     check.status, check.result, check.state_key, check.finished_at = status, result, state, finished_at
     return check
 

@@ -32,6 +32,7 @@ from models_zoo.models import Dataset, TrainingRun, ZooModel
 from models_zoo.services._common import _artifact_root, _data_root, _folder_size, _move_into_place, _prefixed
 from models_zoo.services.datasets import _check_hub, _check_local, dataset_source
 from models_zoo.services.zoo import measurement_rows
+from notifications.services import notify_training
 from searches.core.arch import Architecture, ConfigError
 from searches.models import Candidate
 from searches.queues import resend_lost
@@ -241,6 +242,7 @@ def do_fail_training(run_id: int, worker: str | None, reason: str) -> bool:
     failed = TrainingRun.objects.fail(run_id, worker, reason, unless=TrainingRun.FINISHED, eta_s=None)
     if failed:
         _run_finished(run_id)
+        notify_training(run_id, R.FAILED)
     return failed
 
 
@@ -310,11 +312,19 @@ def _complete_training(run_id: int, worker: str, result: TrainResult, staging: P
                 best_val_loss=result.best_val_loss, trained_archid=trained.archid, resumed_from=result.resumed_from,
                 eta_s=0.0, train_loss=result.train_loss if result.train_loss is not None else F("train_loss"))
             _run_finished(run.pk)
+            notify_training(run.pk, R.COMPLETED)
     except BaseException:
         if target is not None:  # its row was rolled back
             shutil.rmtree(target, ignore_errors=True)
         raise
     return model
+
+
+def _reaped(run: TrainingRun) -> None:
+    """A run the reaper ended: cancelled (a cancel was pending) or failed after its last attempt."""
+    _run_finished(run.pk)
+    if not run.cancel_requested:
+        notify_training(run.pk, R.FAILED)
 
 
 def do_reap_training(*, broker_lost: bool = False) -> dict[str, int]:
@@ -330,7 +340,7 @@ def do_reap_training(*, broker_lost: bool = False) -> dict[str, int]:
                          lambda run: _dispatch_training(run.pk), broker_lost=broker_lost)
     counts = TrainingRun.objects.only("pk", "heartbeat_at", "attempts", "claimed_by", "cancel_requested", "step")\
         .reap_stale(max_attempts=settings.LTS_TRAIN_MAX_ATTEMPTS, dispatch=lambda run: _dispatch_training(run.pk),
-                    cancelled=lambda run: run.cancel_requested, ended=lambda run: _run_finished(run.pk), eta_s=None,
+                    cancelled=lambda run: run.cancel_requested, ended=_reaped, eta_s=None,
                     give_up=lambda run: (f"the worker died or went silent {run.attempts} times (last: "
                                          f"{run.claimed_by or 'unknown'}); giving up. The last checkpoint (at or "
                                          f"before step {run.step}) is kept."))

@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from lts_web import queueing
 from lts_web.errors import Conflict
+from notifications.services import notify_search
 from searches.core.arch import Architecture
 from searches.core.cost_model import NotEnoughData
 from searches.core.evolution import Evaluated, new_rng_state
@@ -169,6 +170,7 @@ def _finish(job: SearchJob, status: str, reason: str = "") -> None:
         logger.info("search %s finished: %s", job.pk, reason)
     _refresh_counts(job)
     job.save()
+    notify_search(job.pk, status)  # after the commit: search.finished / search.failed
 
 
 def _sync_candidates(job: SearchJob) -> bool:

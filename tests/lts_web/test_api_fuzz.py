@@ -51,6 +51,7 @@ def world(settings, tmp_path, monkeypatch):
     from lts_web.services import do_add_member, do_create_team
     from models_zoo import services as zoo
     from models_zoo.proxy_checks import services as checks
+    from notifications.models import Webhook
     from searches import services as searches
     from searches.models import Device
     from searches.specs import normalize_spec
@@ -91,6 +92,9 @@ def world(settings, tmp_path, monkeypatch):
         return checks.do_create_proxy_check(owner=bob, team=acme, dataset=dataset, tokenizer="bpe:300",
                                             max_tokens=512, sample_size=4, space=TINY_SPACE, config=TINY_CONFIG)
 
+    def webhook():  # written directly: its host is not resolved here (generated bodies resolve theirs)
+        return Webhook.objects.create(team=acme, owner=bob, url="https://hooks.example.com/in", events=["search.failed"]).pk
+
     finished_check = check()
     checks.do_cancel_proxy_check(finished_check)  # deletable
     models = [zoo.do_import_model(owner=bob, team=acme, source="gallery/tiny").pk for _ in range(2)]
@@ -106,6 +110,7 @@ def world(settings, tmp_path, monkeypatch):
         "zoo-models": {"read": models[0], "delete": models[1]},
         "models": {"read": models[0]},  # generate
         "proxy-checks": {"read": check().pk, "end": check().pk, "delete": finished_check.pk},
+        "webhooks": {"read": webhook(), "delete": webhook()},
     }
     token = AuthToken.objects.create(user=bob)[1]
     # The requests run in this thread on the test's connection: Django's request signals would close it (and the

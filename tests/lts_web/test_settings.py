@@ -91,3 +91,13 @@ def test_check_deploy_is_clean_under_production_settings():
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
+
+
+@pytest.mark.parametrize("name, value, message", [
+    ("LTS_PUBLIC_URL", "lts.example.org", "must start with http:// or https://"),
+    ("LTS_WEBHOOK_TIMEOUT_S", "120", "above the maximum 60"),
+    ("LTS_WEBHOOK_MAX_ATTEMPTS", "21", "above the maximum 20"),
+])
+def test_webhook_settings_are_bounded(name, value, message):
+    result = _django_check({"DEBUG": "1", name: value})
+    assert result.returncode != 0 and message in result.stderr

@@ -1,0 +1,6 @@
+"""The webhook machinery without Django: which addresses a webhook may reach, how a body is signed, how it is sent.
+Importable from a notebook or a receiver's own code (``verify``)."""
+from __future__ import annotations
+
+from notifications.core.webhooks import *  # noqa: F401,F403
+from notifications.core.webhooks import __all__  # noqa: F401

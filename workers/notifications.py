@@ -1,0 +1,27 @@
+"""Celery task of the notifications: deliver_webhook (queue "control").
+
+Thin (STYLE.md): one attempt through notifications.services.do_deliver, which logs it on the Delivery row. The retry
+policy is declared here: an attempt that may pass later (timeout, refused connection, 408/425/429/5xx, a name that did
+not resolve) is tried again after Celery's exponential back-off with full jitter (LTS_WEBHOOK_BACKOFF_S, doubling, at
+most LTS_WEBHOOK_BACKOFF_MAX_S), LTS_WEBHOOK_MAX_ATTEMPTS attempts in all; the service marks the last one failed.
+"""
+from __future__ import annotations
+
+from celery import shared_task
+from django.conf import settings
+from django.db import InterfaceError, OperationalError, close_old_connections
+
+from notifications import services
+from notifications.core import DeliveryError
+
+__all__ = ["deliver_webhook"]
+
+
+@shared_task(name="workers.notifications.deliver_webhook", acks_late=True,
+             autoretry_for=(DeliveryError, OperationalError, InterfaceError), retry_backoff=settings.LTS_WEBHOOK_BACKOFF_S,
+             retry_backoff_max=settings.LTS_WEBHOOK_BACKOFF_MAX_S, retry_jitter=True,
+             max_retries=settings.LTS_WEBHOOK_MAX_ATTEMPTS - 1)
+def deliver_webhook(delivery_id: int) -> str:
+    """One attempt at one delivery; a missing or finished delivery is a no-op ("gone")."""
+    close_old_connections()
+    return services.do_deliver(delivery_id)
