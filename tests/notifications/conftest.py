@@ -89,14 +89,34 @@ def names(monkeypatch) -> dict[str, list[str]]:
     return table
 
 
-@pytest.fixture
-def sent_deliveries(monkeypatch) -> list[int]:
-    """Delivery tasks are recorded, not sent; the tests run the task themselves."""
-    from workers.notifications import deliver_webhook
+class _SentDeliveries:
+    """The ids of the deliveries queued so far (a live view of the outbox)."""
 
-    ids: list[int] = []
-    monkeypatch.setattr(deliver_webhook, "apply_async", lambda args=None, **kw: ids.append(args[0]))
-    return ids
+    def __init__(self, outbox) -> None:
+        self.outbox = outbox
+
+    def _ids(self) -> list[int]:
+        from lts_web import queueing
+
+        return [message["args"][0] for message in self.outbox.named(queueing.DELIVER_WEBHOOK)]
+
+    def __len__(self) -> int:
+        return len(self._ids())
+
+    def __getitem__(self, index):
+        return self._ids()[index]
+
+    def __iter__(self):
+        return iter(self._ids())
+
+    def __eq__(self, other) -> bool:
+        return self._ids() == list(other)
+
+
+@pytest.fixture
+def sent_deliveries(outbox) -> _SentDeliveries:
+    """Delivery tasks are recorded, not sent (tests/conftest.py outbox); the tests run the task themselves."""
+    return _SentDeliveries(outbox)
 
 
 @pytest.fixture

@@ -118,11 +118,10 @@ def test_a_proxy_check_emits_proxy_check_finished_once_and_its_runs_nothing(crea
     for pk in runs[1:]:
         TrainingRun.objects.filter(pk=pk).update(status="completed", val_ppl=10.0 + pk, val_loss=1.0)
     assert not Delivery.objects.exists()
-    check = check_services.refresh(ProxyCheck.objects.get(pk=check.pk))
+    check = check_services.do_update_proxy_check(check.pk)
     assert check.status == "failed"  # 2 of 3 trained: too few for a correlation
-    stale = ProxyCheck.objects.get(pk=check.pk)
-    check_services.refresh(stale)
-    check_services.refresh(ProxyCheck.objects.get(pk=check.pk))
+    check_services.do_update_proxy_check(check.pk)  # updates again (a duplicate message, the reaper): no event
+    check_services.do_reap_proxy_checks()
     assert _events() == [("proxy_check.finished", webhook.pk)]
     body = Delivery.objects.get().payload
     assert body["proxy_check"]["status"] == "failed" and body["proxy_check"]["sentence"] == check.result["sentence"]

@@ -46,7 +46,6 @@ def test_the_webhook_page_is_for_the_team_members(client, actors):
 
 
 @pytest.fixture
-def no_send(monkeypatch):
-    from workers.tasks import advance_search
-
-    monkeypatch.setattr(advance_search, "delay", lambda *a, **k: None)
+def no_send(outbox):
+    """Messages are recorded, not sent."""
+    return outbox
