@@ -13,6 +13,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from lts_web import numbers
 from lts_web.models import teams_of
 from lts_web.throttling import throttle_start_work
 from lts_web.params import query_ids
@@ -27,6 +28,16 @@ from searches.models import Candidate, Device, Measurement
 from searches.permissions import visible_searches
 
 LIST_LIMIT = 500
+
+
+def _settings_items(config: dict[str, Any]) -> list[tuple[str, str]]:
+    """A run's settings as the page writes them: floats to significant digits (min_lr 0.00006, not
+    5.9999999999999995e-05), counts with separators."""
+    def text(value: Any) -> str:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return json.dumps(value) if isinstance(value, (list, dict)) else str(value)
+        return numbers.count(value) if isinstance(value, int) else numbers.significant(value)
+    return [(key, text(value)) for key, value in sorted(config.items())]
 
 
 def _representative(rows: list[Measurement]) -> dict[str, Measurement]:
@@ -157,7 +168,7 @@ def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
                                                                              "candidate"), pk=pk)
     return render(request, "models_zoo/run_detail.html", {
         "run": run, "can_change": can_change(request.user, run),
-        "architecture_json": json.dumps(run.architecture), "config_json": json.dumps(run.config),
+        "architecture_json": json.dumps(run.architecture), "settings_items": _settings_items(run.config),
         "page_data": {"id": run.pk, "api": f"/api/v1/training-runs/{run.pk}/", "history": run.history,
                       "status": run.status, "finished": run.status in TrainingRun.FINISHED},
     })

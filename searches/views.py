@@ -20,6 +20,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET
 
 from lts_web.models import Membership, teams_of
+from lts_web.numbers import significant
 from lts_web.params import query_id
 from models_zoo.proxy_checks.views import proxy_checks_of
 from searches.api import queue_lengths, with_related
@@ -53,18 +54,13 @@ PROFILING_LABELS = {"seq_len": ("sequence length", ""),
                     "host_wait_s": ("host wait (s)", "seconds a measurement may wait out a slow host; 0: no check")}
 
 
-def _significant(value: float) -> str:
-    """4 significant digits, thousands separated, never an exponent: 14380.2 -> "14,380", 0.0123456 -> "0.01235"."""
-    return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.4g}"
-
-
 def _progress(job: SearchJob) -> dict[str, Any]:
     """Generations done (each one recorded a hypervolume) out of the budget, and the measurement counts."""
     budget = job.spec["budget"]["generations"]
     done = len(job.hypervolumes)
     percent = 100 if job.status == SearchJob.Status.COMPLETED else min(100, round(100 * done / max(budget, 1)))
     counts = {"candidates": 0, "measured": 0, "measuring": 0, "failed": 0, "pareto": 0, **(job.counts or {})}
-    latest = _significant(job.hypervolumes[-1]["hypervolume"]) if job.hypervolumes else None
+    latest = significant(job.hypervolumes[-1]["hypervolume"]) if job.hypervolumes else None
     return {"generations": done, "budget": budget, "percent": percent, "counts": counts, "hypervolume": latest,
             "measured_text": _measured_text(job, counts)}
 
@@ -213,8 +209,7 @@ def candidate_detail(request: HttpRequest, pk: int, archid: str) -> HttpResponse
                  for name, (v, lo, hi) in (candidate.predicted or {}).items()}
     return render(request, "searches/candidate.html", {
         "job": job, "candidate": candidate, "parents": parents, "measurements": measurements,
-        "elsewhere": elsewhere, "config": candidate.config, "proxy": f"{candidate.non_embedding_params:,}",
-        "total_params": f"{candidate.total_params:,}", "predicted": predicted,
+        "elsewhere": elsewhere, "config": candidate.config, "predicted": predicted,
         "can_measure": candidate.status == Candidate.Status.PREDICTED and job.status != SearchJob.Status.CANCELLED
         and can_change(request.user, job),
     })
