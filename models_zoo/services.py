@@ -442,6 +442,12 @@ def thin_history(history: list[dict[str, Any]], limit: int = HISTORY_POINTS) -> 
     return history
 
 
+def do_set_training_phase(run_id: int, worker: str, phase: str) -> bool:
+    """What the run is doing before its first reported step ("tokenizing the data", ...); False when the claim was
+    lost."""
+    return bool(_claimed(run_id, worker).update(phase=phase[:60], heartbeat_at=timezone.now()))
+
+
 def do_save_progress(run_id: int, worker: str, values: Mapping[str, Any], history: list[dict[str, Any]]) -> bool:
     """Store the latest figures and the history; False when the claim was lost."""
     return bool(_claimed(run_id, worker).update(**values, history=history, heartbeat_at=timezone.now()))

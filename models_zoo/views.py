@@ -11,6 +11,8 @@ from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from lts_web import numbers
@@ -98,9 +100,12 @@ def zoo_list(request: HttpRequest) -> HttpResponse:
                                          initial={"team": teams[0].pk if teams else None}))
 
 
-@require_POST
+@require_http_methods(["GET", "POST"])
 @throttle_start_work
 def zoo_import(request: HttpRequest) -> HttpResponse:
+    """POST imports; a GET (a reload of the failed form's address, a bookmark) is the zoo page, where the form is."""
+    if request.method == "GET":
+        return redirect("zoo")
     teams = list(teams_of(request.user))
     form = ImportForm(request.POST, teams=teams, devices=Device.objects.all())
     if form.is_valid():
@@ -208,6 +213,7 @@ def train_new(request: HttpRequest) -> HttpResponse:
             "team": teams[0].pk if teams else None, "candidates": ",".join(map(str, ids))})
     candidates = list(Candidate.objects.filter(pk__in=ids, job__in=visible_searches(request.user))
                       .select_related("job").order_by("pk"))
+    missing = sorted(set(ids) - {c.pk for c in candidates})
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         team = next(t for t in teams if t.pk == data["team"])
@@ -228,8 +234,12 @@ def train_new(request: HttpRequest) -> HttpResponse:
             else:
                 messages.success(request, f"Queued {len(runs)} training run{'s' if len(runs) > 1 else ''}.")
                 return redirect("training-run", pk=runs[0].pk) if len(runs) == 1 else redirect("training-runs")
+    # "Register a dataset first" comes back here with the same candidates
+    back = request.get_full_path() if request.method == "GET" else (
+        f"{reverse('training-new')}?candidates={','.join(map(str, ids))}" if ids else reverse("training-new"))
     return render(request, "models_zoo/train_new.html", {"form": form, "candidates": candidates,
-                                                         "has_datasets": bool(datasets)},
+                                                         "missing": missing, "has_datasets": bool(datasets),
+                                                         "back": back},
                   status=400 if request.method == "POST" else 200)
 
 
@@ -251,11 +261,19 @@ def dataset_list(request: HttpRequest) -> HttpResponse:
                 form.add_service_errors(exc)
             else:
                 messages.success(request, f"Registered dataset {dataset.name}.")
+                back = request.POST.get("next", "")
+                if back and url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()},
+                                                            require_https=request.is_secure()):
+                    return redirect(back)
                 return redirect("datasets")
     else:
         form = DatasetForm(teams=teams, initial={"team": teams[0].pk if teams else None})
     datasets = visible(Dataset, request.user).select_related("owner", "team").order_by("-created_at")
-    return render(request, "models_zoo/datasets.html", {"datasets": datasets, "form": form},
+    back = request.POST.get("next") if request.method == "POST" else request.GET.get("next")
+    if not (back and url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()},
+                                                     require_https=request.is_secure())):
+        back = ""
+    return render(request, "models_zoo/datasets.html", {"datasets": datasets, "form": form, "next": back},
                   status=400 if request.method == "POST" else 200)
 
 
@@ -290,7 +308,9 @@ def playground(request: HttpRequest) -> HttpResponse:
                        "latency_s": m.latency_median_s, "memory_mb": m.peak_memory_mb} for name, m in best.items()],
         })
     chosen = query_ids(request.GET.getlist("models"), "models")[:3]
-    chosen = [pk for pk in chosen if any(o["id"] == pk for o in options)] or [o["id"] for o in options[:1]]
+    # Nothing asked for: the best validation perplexity (the newest is often a throwaway proxy-check model)
+    rated = sorted((o for o in options if o["val_ppl"] is not None), key=lambda o: o["val_ppl"])
+    chosen = [pk for pk in chosen if any(o["id"] == pk for o in options)] or [o["id"] for o in (rated or options)[:1]]
     return render(request, "models_zoo/playground.html", {
         "options": options, "chosen": chosen, "max_new_tokens": settings.LTS_GENERATE_MAX_NEW_TOKENS,
         "max_prompt_chars": settings.LTS_GENERATE_MAX_PROMPT_CHARS,
