@@ -533,6 +533,7 @@ def do_finish_training(run_id: int, worker: str, result: TrainResult, *, tokeniz
                 budget_description=_budget(run.config), tokens_seen=result.tokens_seen,
             )
             model.path = f"zoo/{model.pk}"
+            _measure_own_architecture(model)
             export_model(run.run_dir, model.folder, measurements=measurement_rows(model.archids), title=run.name,
                          data_description=run.dataset_description,
                          tokenizer_description=tokenizer_description or None, overwrite=True)
@@ -700,6 +701,27 @@ def do_import_model(*, owner, team, source: str, name: str = "", confine: bool =
         if profile_device is not None:
             _queue_profiling(arch, profile_device)
     return model
+
+
+def _measure_own_architecture(model: ZooModel) -> int:
+    """A model whose architecture is not the one searched (vocab_size is the tokenizer's): its own architecture is
+    measured on every device and with every settings its searched one was, through the shared cache (a key measured
+    before is not measured again). Returns the number of measurements requested."""
+    if not model.source_archid:
+        return 0
+    from searches.services import do_request_measurement, measurement_settings
+
+    arch = Architecture.from_dict(model.config)
+    requested = 0
+    for m in (Measurement.objects.filter(archid=model.source_archid, status=Measurement.Status.DONE)
+              .select_related("device")):
+        try:
+            do_request_measurement(arch, m.device, measurement_settings(m))
+        except ConfigError as exc:  # settings this architecture cannot take (a longer sequence than its context)
+            logger.info("zoo model %s: not measured on %s: %s", model.pk, m.device.name, exc)
+            continue
+        requested += 1
+    return requested
 
 
 def _queue_profiling(arch: Architecture, device: Device) -> None:

@@ -42,11 +42,12 @@ def _settings_items(config: dict[str, Any]) -> list[tuple[str, str]]:
     return [(key, text(value)) for key, value in sorted(config.items())]
 
 
-def _representative(rows: list[Measurement]) -> dict[str, Measurement]:
-    """One measurement per device for the table and the chart: the prefill, batch-1 one at the longest sequence
-    (the profiler's default settings), the newest on ties."""
+def _representative(rows: list[Measurement], own: str = "") -> dict[str, Measurement]:
+    """One measurement per device for the table and the chart: of the model's own architecture (archid ``own``)
+    when there is one, else of the architecture as searched; the prefill, batch-1 one at the longest sequence (the
+    profiler's default settings), the newest on ties."""
     best: dict[str, Measurement] = {}
-    for m in sorted(rows, key=lambda m: (m.mode != "prefill", m.batch_size != 1, -m.seq_len, -m.pk)):
+    for m in sorted(rows, key=lambda m: (m.archid != own, m.mode != "prefill", m.batch_size != 1, -m.seq_len, -m.pk)):
         best.setdefault(m.device.name, m)
     return best
 
@@ -55,13 +56,22 @@ def _zoo_rows(models: list[ZooModel]) -> tuple[list[dict[str, Any]], list[str]]:
     grouped = services.measurements_by_archid(a for m in models for a in m.archids)
     rows, devices = [], set()
     for model in models:
-        per_device = _representative([m for a in model.archids for m in grouped.get(a, [])])
+        per_device = _representative([m for a in model.archids for m in grouped.get(a, [])], model.archid)
         devices.update(per_device)
         rows.append({"model": model, "per_device": per_device})
     names = sorted(devices)
     for row in rows:
         row["cells"] = [row["per_device"].get(d) for d in names]
     return rows, names
+
+
+def _of(model: ZooModel, m: Measurement) -> str:
+    """Which architecture a figure is of: the model's own, or the one searched (another vocabulary)."""
+    if m.archid == model.archid:
+        return "this model's architecture"
+    vocab = model.config.get("vocab_size")
+    own = f", whose vocabulary is {vocab:,}" if vocab else ""
+    return f"the architecture as searched, not this model's{own} (its own is measured when a device takes it)"
 
 
 def _chart(rows: list[dict[str, Any]], devices: list[str]) -> dict[str, Any]:
@@ -76,7 +86,8 @@ def _chart(rows: list[dict[str, Any]], devices: list[str]) -> dict[str, Any]:
                 continue
             points.append({"id": model.pk, "name": model.name, "source": model.source, "ppl": model.val_ppl,
                            "latency_ms": m.latency_median_s * 1000 if m.latency_median_s is not None else None,
-                           "memory_mb": m.peak_memory_mb, "proxy": model.non_embedding_params})
+                           "memory_mb": m.peak_memory_mb, "proxy": model.non_embedding_params,
+                           "of": _of(model, m)})
         fronts = {}
         for axis in ("latency_ms", "memory_mb"):
             trained = [p for p in points if p["source"] == ZooModel.Source.TRAINED and p[axis] is not None]
@@ -90,7 +101,9 @@ def _zoo_page(request: HttpRequest, form: ImportForm, status: int = 200) -> Http
     models = list(visible(ZooModel, request.user).select_related("owner", "team").order_by("-created_at")[:LIST_LIMIT])
     rows, devices = _zoo_rows(models)
     return render(request, "models_zoo/zoo_list.html", {
-        "rows": rows, "devices": devices, "chart": _chart(rows, devices), "import_form": form}, status=status)
+        "rows": rows, "devices": devices, "chart": _chart(rows, devices), "import_form": form,
+        "as_searched": any(m is not None and m.archid != row["model"].archid for row in rows for m in row["cells"]),
+    }, status=status)
 
 
 @require_GET
@@ -132,6 +145,8 @@ def zoo_detail(request: HttpRequest, pk: int) -> HttpResponse:
     model = _visible_model(request, pk)
     grouped = services.measurements_by_archid(model.archids)
     measurements = [m for a in model.archids for m in grouped.get(a, [])]
+    for m in measurements:
+        m.of = _of(model, m)
     card = model.folder / "README.md"
     files = sorted((p.name, p.stat().st_size) for p in model.folder.iterdir() if p.is_file()) if model.folder.is_dir() else []
     return render(request, "models_zoo/zoo_detail.html", {
@@ -299,7 +314,7 @@ def playground(request: HttpRequest) -> HttpResponse:
     grouped = services.measurements_by_archid(a for m in models for a in m.archids)
     options = []
     for model in models:
-        best = _representative([m for a in model.archids for m in grouped.get(a, [])])
+        best = _representative([m for a in model.archids for m in grouped.get(a, [])], model.archid)
         options.append({
             "id": model.pk, "name": model.name, "team": model.team.name, "proxy": model.non_embedding_params,
             "total_params": model.total_params, "val_ppl": model.val_ppl,
