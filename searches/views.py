@@ -23,7 +23,7 @@ from lts_web.models import Membership, teams_of
 from lts_web.numbers import significant
 from lts_web.params import query_id
 from models_zoo.proxy_checks.views import proxy_checks_of
-from searches.api import queue_lengths, with_related
+from searches.api import POINT_COLUMNS, POINT_COLUMNS_FROM_CONFIG, queue_lengths, with_related
 from searches.core.cost_model import MIN_OBSERVATIONS
 from searches.core.evolution import SearchParams
 from searches.core.policy import EXPLORATION_DEFAULT
@@ -67,7 +67,7 @@ def _progress(job: SearchJob) -> dict[str, Any]:
 
 def _measured_text(job: SearchJob, counts: dict[str, int]) -> str:
     """"12/40 measured"; measure "predicted": "measured N of M proposed, hardware time saved ~T", T the predicted
-    candidates times the job's mean device time per measurement (detail.js measuredText says the same live)."""
+    candidates times the job's mean device time per measurement (detail/main.js measuredText says the same live)."""
     if job.spec.get("measure", "all") != "predicted":
         return f"{counts['measured']}/{counts['candidates']} measured"
     text = f"measured {counts['measured']} of {counts['candidates']} proposed"
@@ -189,7 +189,9 @@ def search_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "frontier": reverse("search-frontier", args=[0]), "action": reverse("search-cancel", args=[0]),
             "detail": reverse("search-page", args=[0]), "candidate": reverse("candidate-page", args=[0, "ARCHID"])}
     page_data = {"job": SearchJobSerializer(job).data, "can_change": allowed, "finished": list(SearchJob.FINISHED),
-                 "needs_hardware": job.needs_hardware, "urls": urls}
+                 "needs_hardware": job.needs_hardware, "urls": urls,
+                 # the points' column names, as the API sends them; those a polled row carries in its config
+                 "columns": list(POINT_COLUMNS), "columns_from_config": list(POINT_COLUMNS_FROM_CONFIG)}
     return render(request, "searches/detail.html", {"job": job, "progress": _progress(job), "can_change": allowed,
                                                     "compare": compare, "page_data": page_data,
                                                     "proxy_checks": proxy_checks_of(request.user, job),
