@@ -105,7 +105,7 @@ export function createCharts(ctx) {
       }
       for (const trace of set.data) {
         Object.assign(trace, { xaxis: panel.xaxis, yaxis: panel.yaxis, legendgroup: trace.name, showlegend: p === 0 });
-        if (p > 0) trace.marker.showscale = false;
+        if (p > 0 && trace.marker) trace.marker.showscale = false;
       }
       data.push(...set.data);
       targets.push(...set.targets);
@@ -231,9 +231,15 @@ export function createCharts(ctx) {
     const { data, targets } = key === "three" ? traces3d(g) : tracesFrontier(g);
     const layout = key === "three" ? layout3d(chart.title) : layoutFrontier(chart.node);
     const empty = chart.node.closest(".chart").querySelector(".chart-empty");
-    if (empty) {  // a sentence over the axes until the first point, not bare axes
-      empty.hidden = shownCount(g) + g.predicted.length > 0;
+    const nothing = shownCount(g) + g.predicted.length === 0;
+    if (empty) {  // a sentence until the first point, not bare axes
+      empty.hidden = !nothing;
       empty.textContent = emptyText();
+    }
+    if (nothing) {
+      for (const name of Object.keys(layout)) if (/^[xy]axis/.test(name)) layout[name].visible = false;
+      if (layout.scene) for (const name of ["xaxis", "yaxis", "zaxis"]) layout.scene[name].visible = false;
+      layout.annotations = [];
     }
     chart.node._ltsTargets = targets;
     await Plotly.react(chart.node, data, layout, plotConfig);
