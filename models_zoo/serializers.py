@@ -91,7 +91,8 @@ class TrainingRunSerializer(serializers.ModelSerializer):
                   "candidate", "dataset", "dataset_name", "dataset_description", "tokenizer", "config", "step",
                   "total_steps", "progress_percent", "tokens_seen", "train_loss", "val_loss", "val_ppl",
                   "best_val_loss", "lr", "tokens_per_s", "eta_s", "elapsed_s", "history", "attempts", "resumed_from",
-                  "cancel_requested", "error", "phase", "stop_reason", "zoo_model", "created_at", "started_at", "finished_at", "updated_at"]
+                  "cancel_requested", "error", "phase", "stop_reason", "zoo_model", "created_at", "started_at",
+                  "finished_at", "updated_at"]
         read_only_fields = fields
 
     def get_zoo_model(self, run: TrainingRun) -> int | None:

@@ -39,7 +39,7 @@ const LTS = (() => {
   }
 
   /* One way to write each quantity on every page: the same rules and text as lts_web/numbers.py (its template
-     filters), compared by tests/browser/test_numbers.py. Intl rounds half away from zero on the shortest decimal of
+     filters), compared by tests/browser/test_pages_explain.py. Intl rounds half away from zero on the shortest decimal of
      the float, as the Python side does. */
   const intFormat = new Intl.NumberFormat("en-US", { maximumFractionDigits: 0 });
   const sigFormat = new Intl.NumberFormat("en-US", { maximumSignificantDigits: 3 });
