@@ -4,7 +4,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
+from rest_framework.fields import SkipField, empty
 
 __all__ = ["RefuseUnknownFields"]
 
@@ -12,7 +14,35 @@ __all__ = ["RefuseUnknownFields"]
 class RefuseUnknownFields:
     """Mixin for request-body serializers: a top-level field the serializer does not declare is a 400 with that
     field's message, beside the other fields' messages (DRF drops it silently, so a misspelt setting such as
-    max_token was ignored and its default used)."""
+    max_token was ignored and its default used).
+
+    Every error of a request comes at once: when a field fails, DRF skips ``validate()``, so a blank name hid the
+    spec's errors until it was filled. Here ``validate()`` still runs on the fields that passed, and its messages
+    join the fields' (a check that needs a failed field is skipped: that field already has its message)."""
+
+    def run_validation(self, data: Any = empty) -> Any:
+        try:
+            return super().run_validation(data)  # type: ignore[misc]
+        except serializers.ValidationError as exc:
+            if not isinstance(exc.detail, dict) or not isinstance(data, Mapping):
+                raise
+            errors = dict(exc.detail)
+        valid: dict[str, Any] = {}
+        for field in self._writable_fields:  # type: ignore[attr-defined]
+            if field.field_name in errors:
+                continue
+            try:
+                valid[field.source] = field.run_validation(field.get_value(data))
+            except (serializers.ValidationError, DjangoValidationError, SkipField):
+                continue
+        try:
+            self.validate(valid)  # type: ignore[attr-defined]
+        except serializers.ValidationError as more:
+            if isinstance(more.detail, dict):
+                errors.update({k: v for k, v in more.detail.items() if k not in errors})
+        except (KeyError, TypeError, AttributeError):
+            pass
+        raise serializers.ValidationError(errors)
 
     def to_internal_value(self, data: Any) -> Any:
         declared = self.fields  # type: ignore[attr-defined]

@@ -27,6 +27,7 @@ api_v1 = [
 
 urlpatterns = [
     path("", search_views.dashboard, name="home"),
+    path("searches/", search_views.dashboard, name="search-list"),
     path("searches/new/", search_views.new_search, name="search-new"),
     path("searches/<int:pk>/", search_views.search_detail, name="search-page"),
     path("searches/<int:pk>/candidates/<str:archid>/", search_views.candidate_detail, name="candidate-page"),

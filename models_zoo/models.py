@@ -94,6 +94,8 @@ class TrainingRun(QueuedWork):
     resumed_from = models.PositiveIntegerField(null=True, blank=True)  # checkpoint step of the last resume
 
     error = models.TextField(blank=True)
+    # What a running run does before its first step is reported (tokenizing, building the model): set by the worker.
+    phase = models.CharField(max_length=60, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -113,6 +115,36 @@ class TrainingRun(QueuedWork):
     @property
     def run_dir(self) -> Path:
         return Path(settings.LTS_ARTIFACT_ROOT) / "runs" / str(self.pk)
+
+    @property
+    def stop_reason(self) -> str | None:
+        """Why a finished run stopped: "max_steps", "max_tokens" or "max_minutes" (the budget that ended it),
+        "cancelled" or "failed" (see ``error``); None while queued or running."""
+        if self.status == self.Status.CANCELLED:
+            return "cancelled"
+        if self.status == self.Status.FAILED:
+            return "failed"
+        if self.status != self.Status.COMPLETED:
+            return None
+        if self.total_steps is None or self.step < self.total_steps:
+            return "max_minutes"
+        return "max_steps" if self.config.get("max_steps") == self.total_steps else "max_tokens"
+
+    @property
+    def stop_text(self) -> str:
+        """The stop reason as the run's page says it."""
+        reason, config = self.stop_reason, self.config
+        if reason == "max_steps":
+            return f"reached its step budget ({config['max_steps']:,} steps)"
+        if reason == "max_tokens":
+            return f"reached its token budget ({config['max_tokens']:,} tokens)"
+        if reason == "max_minutes":
+            return f"reached its time budget ({config.get('max_minutes') or 0:g} minutes)"
+        if reason == "cancelled":
+            return "cancelled by a user (the last checkpoint is kept)"
+        if reason == "failed":
+            return f"failed: {self.error}" if self.error else "failed"
+        return ""
 
     @property
     def progress_percent(self) -> int | None:

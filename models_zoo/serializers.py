@@ -80,6 +80,10 @@ class TrainingRunSerializer(serializers.ModelSerializer):
     dataset_name = serializers.CharField(source="dataset.name", read_only=True, default=None)
     progress_percent = serializers.IntegerField(read_only=True)
     zoo_model = serializers.SerializerMethodField()
+    stop_reason = serializers.ChoiceField(
+        choices=["max_steps", "max_tokens", "max_minutes", "cancelled", "failed"], read_only=True, allow_null=True,
+        help_text="why a finished run stopped: the budget that ended it, cancelled, or failed (see error); "
+                  "null while queued or running")
 
     class Meta:
         model = TrainingRun
@@ -87,7 +91,8 @@ class TrainingRunSerializer(serializers.ModelSerializer):
                   "candidate", "dataset", "dataset_name", "dataset_description", "tokenizer", "config", "step",
                   "total_steps", "progress_percent", "tokens_seen", "train_loss", "val_loss", "val_ppl",
                   "best_val_loss", "lr", "tokens_per_s", "eta_s", "elapsed_s", "history", "attempts", "resumed_from",
-                  "cancel_requested", "error", "zoo_model", "created_at", "started_at", "finished_at", "updated_at"]
+                  "cancel_requested", "error", "phase", "stop_reason", "zoo_model", "created_at", "started_at",
+                  "finished_at", "updated_at"]
         read_only_fields = fields
 
     def get_zoo_model(self, run: TrainingRun) -> int | None:

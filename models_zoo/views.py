@@ -11,8 +11,11 @@ from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from lts_web import numbers
 from lts_web.models import teams_of
 from lts_web.throttling import throttle_start_work
 from lts_web.params import query_ids
@@ -30,11 +33,22 @@ LIST_LIMIT = 500
 IMPORTS_SHOWN = 10
 
 
-def _representative(rows: list[Measurement]) -> dict[str, Measurement]:
-    """One measurement per device for the table and the chart: the prefill, batch-1 one at the longest sequence
-    (the profiler's default settings), the newest on ties."""
+def _settings_items(config: dict[str, Any]) -> list[tuple[str, str]]:
+    """A run's settings as the page writes them: floats to significant digits (min_lr 0.00006, not
+    5.9999999999999995e-05), counts with separators."""
+    def text(value: Any) -> str:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return json.dumps(value) if isinstance(value, (list, dict)) else str(value)
+        return numbers.count(value) if isinstance(value, int) else numbers.significant(value)
+    return [(key, text(value)) for key, value in sorted(config.items())]
+
+
+def _representative(rows: list[Measurement], own: str = "") -> dict[str, Measurement]:
+    """One measurement per device for the table and the chart: of the model's own architecture (archid ``own``)
+    when there is one, else of the architecture as searched; the prefill, batch-1 one at the longest sequence (the
+    profiler's default settings), the newest on ties."""
     best: dict[str, Measurement] = {}
-    for m in sorted(rows, key=lambda m: (m.mode != "prefill", m.batch_size != 1, -m.seq_len, -m.pk)):
+    for m in sorted(rows, key=lambda m: (m.archid != own, m.mode != "prefill", m.batch_size != 1, -m.seq_len, -m.pk)):
         best.setdefault(m.device.name, m)
     return best
 
@@ -43,13 +57,22 @@ def _zoo_rows(models: list[ZooModel]) -> tuple[list[dict[str, Any]], list[str]]:
     grouped = services.measurements_by_archid(a for m in models for a in m.archids)
     rows, devices = [], set()
     for model in models:
-        per_device = _representative([m for a in model.archids for m in grouped.get(a, [])])
+        per_device = _representative([m for a in model.archids for m in grouped.get(a, [])], model.archid)
         devices.update(per_device)
         rows.append({"model": model, "per_device": per_device})
     names = sorted(devices)
     for row in rows:
         row["cells"] = [row["per_device"].get(d) for d in names]
     return rows, names
+
+
+def _of(model: ZooModel, m: Measurement) -> str:
+    """Which architecture a figure is of: the model's own, or the one searched (another vocabulary)."""
+    if m.archid == model.archid:
+        return "this model's architecture"
+    vocab = model.config.get("vocab_size")
+    own = f", whose vocabulary is {vocab:,}" if vocab else ""
+    return f"the architecture as searched, not this model's{own} (its own is measured when a device takes it)"
 
 
 def _chart(rows: list[dict[str, Any]], devices: list[str]) -> dict[str, Any]:
@@ -64,7 +87,8 @@ def _chart(rows: list[dict[str, Any]], devices: list[str]) -> dict[str, Any]:
                 continue
             points.append({"id": model.pk, "name": model.name, "source": model.source, "ppl": model.val_ppl,
                            "latency_ms": m.latency_median_s * 1000 if m.latency_median_s is not None else None,
-                           "memory_mb": m.peak_memory_mb, "proxy": model.non_embedding_params})
+                           "memory_mb": m.peak_memory_mb, "proxy": model.non_embedding_params,
+                           "of": _of(model, m)})
         fronts = {}
         for axis in ("latency_ms", "memory_mb"):
             trained = [p for p in points if p["source"] == ZooModel.Source.TRAINED and p[axis] is not None]
@@ -82,7 +106,9 @@ def _zoo_page(request: HttpRequest, form: ImportForm, status: int = 200) -> Http
                    .select_related("owner").order_by("-created_at")[:IMPORTS_SHOWN])
     return render(request, "models_zoo/zoo_list.html", {
         "rows": rows, "devices": devices, "chart": _chart(rows, devices), "import_form": form, "imports": imports,
-        "importing": any(i.status in ZooImport.ACTIVE for i in imports)}, status=status)
+        "importing": any(i.status in ZooImport.ACTIVE for i in imports),
+        "as_searched": any(m is not None and m.archid != row["model"].archid for row in rows for m in row["cells"]),
+    }, status=status)
 
 
 @require_GET
@@ -92,9 +118,12 @@ def zoo_list(request: HttpRequest) -> HttpResponse:
                                          initial={"team": teams[0].pk if teams else None}))
 
 
-@require_POST
+@require_http_methods(["GET", "POST"])
 @throttle_start_work
 def zoo_import(request: HttpRequest) -> HttpResponse:
+    """POST imports; a GET (a reload of the failed form's address, a bookmark) is the zoo page, where the form is."""
+    if request.method == "GET":
+        return redirect("zoo")
     teams = list(teams_of(request.user))
     form = ImportForm(request.POST, teams=teams, devices=Device.objects.all())
     if form.is_valid():
@@ -127,6 +156,8 @@ def zoo_detail(request: HttpRequest, pk: int) -> HttpResponse:
     model = _visible_model(request, pk)
     grouped = services.measurements_by_archid(model.archids)
     measurements = [m for a in model.archids for m in grouped.get(a, [])]
+    for m in measurements:
+        m.of = _of(model, m)
     card = model.folder / "README.md"
     files = sorted((p.name, p.stat().st_size) for p in model.folder.iterdir() if p.is_file()) if model.folder.is_dir() else []
     return render(request, "models_zoo/zoo_detail.html", {
@@ -168,7 +199,7 @@ def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
                                                                              "candidate"), pk=pk)
     return render(request, "models_zoo/run_detail.html", {
         "run": run, "can_change": can_change(request.user, run),
-        "architecture_json": json.dumps(run.architecture), "config_json": json.dumps(run.config),
+        "architecture_json": json.dumps(run.architecture), "settings_items": _settings_items(run.config),
         "page_data": {"id": run.pk, "api": f"/api/v1/training-runs/{run.pk}/", "history": run.history,
                       "status": run.status, "finished": run.status in TrainingRun.FINISHED},
     })
@@ -210,6 +241,7 @@ def train_new(request: HttpRequest) -> HttpResponse:
             "team": teams[0].pk if teams else None, "candidates": ",".join(map(str, ids))})
     candidates = list(Candidate.objects.filter(pk__in=ids, job__in=visible_searches(request.user))
                       .select_related("job").order_by("pk"))
+    missing = sorted(set(ids) - {c.pk for c in candidates})
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         team = next(t for t in teams if t.pk == data["team"])
@@ -230,8 +262,12 @@ def train_new(request: HttpRequest) -> HttpResponse:
             else:
                 messages.success(request, f"Queued {len(runs)} training run{'s' if len(runs) > 1 else ''}.")
                 return redirect("training-run", pk=runs[0].pk) if len(runs) == 1 else redirect("training-runs")
+    # "Register a dataset first" comes back here with the same candidates
+    back = request.get_full_path() if request.method == "GET" else (
+        f"{reverse('training-new')}?candidates={','.join(map(str, ids))}" if ids else reverse("training-new"))
     return render(request, "models_zoo/train_new.html", {"form": form, "candidates": candidates,
-                                                         "has_datasets": bool(datasets)},
+                                                         "missing": missing, "has_datasets": bool(datasets),
+                                                         "back": back},
                   status=400 if request.method == "POST" else 200)
 
 
@@ -253,11 +289,19 @@ def dataset_list(request: HttpRequest) -> HttpResponse:
                 form.add_service_errors(exc)
             else:
                 messages.success(request, f"Registered dataset {dataset.name}.")
+                back = request.POST.get("next", "")
+                if back and url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()},
+                                                            require_https=request.is_secure()):
+                    return redirect(back)
                 return redirect("datasets")
     else:
         form = DatasetForm(teams=teams, initial={"team": teams[0].pk if teams else None})
     datasets = visible(Dataset, request.user).select_related("owner", "team").order_by("-created_at")
-    return render(request, "models_zoo/datasets.html", {"datasets": datasets, "form": form},
+    back = request.POST.get("next") if request.method == "POST" else request.GET.get("next")
+    if not (back and url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()},
+                                                     require_https=request.is_secure())):
+        back = ""
+    return render(request, "models_zoo/datasets.html", {"datasets": datasets, "form": form, "next": back},
                   status=400 if request.method == "POST" else 200)
 
 
@@ -283,7 +327,7 @@ def playground(request: HttpRequest) -> HttpResponse:
     grouped = services.measurements_by_archid(a for m in models for a in m.archids)
     options = []
     for model in models:
-        best = _representative([m for a in model.archids for m in grouped.get(a, [])])
+        best = _representative([m for a in model.archids for m in grouped.get(a, [])], model.archid)
         options.append({
             "id": model.pk, "name": model.name, "team": model.team.name, "proxy": model.non_embedding_params,
             "total_params": model.total_params, "val_ppl": model.val_ppl,
@@ -292,7 +336,9 @@ def playground(request: HttpRequest) -> HttpResponse:
                        "latency_s": m.latency_median_s, "memory_mb": m.peak_memory_mb} for name, m in best.items()],
         })
     chosen = query_ids(request.GET.getlist("models"), "models")[:3]
-    chosen = [pk for pk in chosen if any(o["id"] == pk for o in options)] or [o["id"] for o in options[:1]]
+    # Nothing asked for: the best validation perplexity (the newest is often a throwaway proxy-check model)
+    rated = sorted((o for o in options if o["val_ppl"] is not None), key=lambda o: o["val_ppl"])
+    chosen = [pk for pk in chosen if any(o["id"] == pk for o in options)] or [o["id"] for o in (rated or options)[:1]]
     return render(request, "models_zoo/playground.html", {
         "options": options, "chosen": chosen, "max_new_tokens": settings.LTS_GENERATE_MAX_NEW_TOKENS,
         "max_prompt_chars": settings.LTS_GENERATE_MAX_PROMPT_CHARS,

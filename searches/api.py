@@ -206,8 +206,8 @@ POINT_COLUMNS = {"id": "id", "archid": "archid", "generation": "generation", "or
 
 # Read as integers by the database: decoding two JSON values per row in Python took 0.28 s of 0.70 s for 100,000
 # candidates on PostgreSQL.
-_CONFIG_INTEGERS = {key: Cast(KeyTextTransform(key, "config"), IntegerField())
-                    for key in ("vocab_size", "max_sequence_length")}
+POINT_COLUMNS_FROM_CONFIG = ("vocab_size", "max_sequence_length")  # in a polled candidate's "config"
+_CONFIG_INTEGERS = {key: Cast(KeyTextTransform(key, "config"), IntegerField()) for key in POINT_COLUMNS_FROM_CONFIG}
 
 _COLUMNS = {"proxy": "non_embedding_params", "latency": "measurement__latency_median_s",
             "memory": "measurement__peak_memory_mb"}

@@ -141,31 +141,35 @@ class SearchCreateSerializer(RefuseUnknownFields, serializers.Serializer):
                                     "measure those the device's cost model cannot rule out, predict the rest")
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        """The team, the spec and the device's limits, each field's message at once."""
         user = self.context["request"].user
         memberships = Membership.objects.filter(user=user)
+        errors: dict[str, Any] = {}
         team = attrs.get("team")
         if team is None:
             first = memberships.order_by("team__name").first()
             if first is None:
-                raise serializers.ValidationError({"team": "you are in no team: ask an admin to add you to one"})
-            team = first.team_id
+                errors["team"] = "you are in no team: ask an admin to add you to one"
+            else:
+                team = first.team_id
         elif not memberships.filter(team_id=team).exists():
-            raise serializers.ValidationError({"team": "you are not a member of this team"})
+            errors["team"] = "you are not a member of this team"
         raw = {k: attrs[k] for k in SPEC_FIELDS if k in attrs}
         if raw.get("device") == "":
             raw["device"] = None
         try:
             spec = normalize_spec(raw)
         except SpecError as exc:
-            raise serializers.ValidationError(exc.errors) from None
+            raise serializers.ValidationError({**errors, **exc.errors}) from None
         device = Device.objects.filter(name=spec["device"]).first() if spec["device"] else None
         if spec["device"] and device is None:
             known = ", ".join(Device.objects.values_list("name", flat=True)) or "none yet"
-            raise serializers.ValidationError({"device": f"unknown device {spec['device']!r} (registered: {known}); "
-                                                         "start its profiling worker first"})
+            errors["device"] = (f"unknown device {spec['device']!r} (registered: {known}); "
+                                "start its profiling worker first")
         beyond = profile_limit_errors(device, profile_settings(spec), largest_dims(space_of(spec)))
-        if beyond:
-            raise serializers.ValidationError({f"profiling.{k}": v for k, v in beyond.items()})
+        errors.update({f"profiling.{k}": v for k, v in beyond.items()})
+        if errors:
+            raise serializers.ValidationError(errors)
         return {"name": attrs["name"], "team_id": team, "spec": spec}
 
 

@@ -20,9 +20,10 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET
 
 from lts_web.models import Membership, teams_of
+from lts_web.numbers import significant
 from lts_web.params import query_id
 from models_zoo.proxy_checks.views import proxy_checks_of
-from searches.api import queue_lengths, with_related
+from searches.api import POINT_COLUMNS, POINT_COLUMNS_FROM_CONFIG, queue_lengths, with_related
 from searches.core.cost_model import MIN_OBSERVATIONS
 from searches.core.evolution import SearchParams
 from searches.core.policy import BATCH_DEFAULT, EXPLORATION_DEFAULT, MIN_GAIN_DEFAULT
@@ -54,25 +55,20 @@ PROFILING_LABELS = {"seq_len": ("sequence length", ""),
                     "host_wait_s": ("host wait (s)", "seconds a measurement may wait out a slow host; 0: no check")}
 
 
-def _significant(value: float) -> str:
-    """4 significant digits, thousands separated, never an exponent: 14380.2 -> "14,380", 0.0123456 -> "0.01235"."""
-    return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.4g}"
-
-
 def _progress(job: SearchJob) -> dict[str, Any]:
     """Generations done (each one recorded a hypervolume) out of the budget, and the measurement counts."""
     budget = job.spec["budget"]["generations"]
     done = len(job.hypervolumes)
     percent = 100 if job.status == SearchJob.Status.COMPLETED else min(100, round(100 * done / max(budget, 1)))
     counts = {"candidates": 0, "measured": 0, "measuring": 0, "failed": 0, "pareto": 0, **(job.counts or {})}
-    latest = _significant(job.hypervolumes[-1]["hypervolume"]) if job.hypervolumes else None
+    latest = significant(job.hypervolumes[-1]["hypervolume"]) if job.hypervolumes else None
     return {"generations": done, "budget": budget, "percent": percent, "counts": counts, "hypervolume": latest,
             "measured_text": _measured_text(job, counts)}
 
 
 def _measured_text(job: SearchJob, counts: dict[str, int]) -> str:
     """"12/40 measured"; measure "predicted": "measured N of M proposed, hardware time saved ~T", T the predicted
-    candidates times the job's mean device time per measurement (detail.js measuredText says the same live)."""
+    candidates times the job's mean device time per measurement (detail/main.js measuredText says the same live)."""
     if job.spec.get("measure", "all") != "predicted":
         return f"{counts['measured']}/{counts['candidates']} measured"
     if job.spec.get("algorithm") == "scored":
@@ -201,7 +197,9 @@ def search_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "frontier": reverse("search-frontier", args=[0]), "action": reverse("search-cancel", args=[0]),
             "detail": reverse("search-page", args=[0]), "candidate": reverse("candidate-page", args=[0, "ARCHID"])}
     page_data = {"job": SearchJobSerializer(job).data, "can_change": allowed, "finished": list(SearchJob.FINISHED),
-                 "needs_hardware": job.needs_hardware, "urls": urls, "space_size": space_of(job.spec).size}
+                 "needs_hardware": job.needs_hardware, "urls": urls, "space_size": space_of(job.spec).size,
+                 # the points' column names, as the API sends them; those a polled row carries in its config
+                 "columns": list(POINT_COLUMNS), "columns_from_config": list(POINT_COLUMNS_FROM_CONFIG)}
     return render(request, "searches/detail.html", {"job": job, "progress": _progress(job), "can_change": allowed,
                                                     "compare": compare, "page_data": page_data,
                                                     "proxy_checks": proxy_checks_of(request.user, job),
@@ -221,8 +219,7 @@ def candidate_detail(request: HttpRequest, pk: int, archid: str) -> HttpResponse
                  for name, (v, lo, hi) in (candidate.predicted or {}).items()}
     return render(request, "searches/candidate.html", {
         "job": job, "candidate": candidate, "parents": parents, "measurements": measurements,
-        "elsewhere": elsewhere, "config": candidate.config, "proxy": f"{candidate.non_embedding_params:,}",
-        "total_params": f"{candidate.total_params:,}", "predicted": predicted,
+        "elsewhere": elsewhere, "config": candidate.config, "predicted": predicted,
         "predicted_note": "not measured" if candidate.status == Candidate.Status.PREDICTED else "before it was measured",
         "can_measure": candidate.status == Candidate.Status.PREDICTED and job.status != SearchJob.Status.CANCELLED
         and can_change(request.user, job),

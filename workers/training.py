@@ -106,11 +106,14 @@ def execute_training(run_id: int, worker: str, *, echo: Callable[[Progress], Non
     try:
         with _heartbeat(run_id, worker, stop):
             plan = services.training_plan(run)
+            services.do_set_training_phase(run_id, worker, "loading and tokenizing the data")
             # A resumed run reuses the tokenizer saved at its start: a BPE is not retrained, the data fingerprint holds.
             tokenizer, data = prepare_data(plan.source, saved_tokenizer(plan.run_dir) or plan.tokenizer,
                                            val_fraction=plan.val_fraction, cache_dir=plan.token_cache,
                                            root=plan.data_root)
             writer = _ProgressWriter(run, worker, stop, echo)
+            services.do_set_training_phase(run_id, worker, "building the model" + (
+                " and loading its checkpoint" if run.step else "") + ", then the first steps")
             result = train(plan.arch, tokenizer, data, plan.config, plan.run_dir, on_progress=writer,
                            should_stop=stop.is_set, source_arch=plan.arch)
             writer.flush()

@@ -31,7 +31,7 @@ from models_zoo.core import check_tokenizer_spec as core_check_tokenizer_spec
 from models_zoo.models import Dataset, TrainingRun, ZooModel
 from models_zoo.services._common import _artifact_root, _data_root, _folder_size, _move_into_place, _prefixed
 from models_zoo.services.datasets import _check_hub, _check_local, dataset_source
-from models_zoo.services.zoo import measurement_rows
+from models_zoo.services.zoo import measure_own_architecture, measurement_rows
 from notifications.services import notify_training
 from searches.core.arch import Architecture, ConfigError
 from searches.models import Candidate
@@ -45,6 +45,7 @@ __all__ = [
     "do_finish_training",
     "do_reap_training",
     "do_save_progress",
+    "do_set_training_phase",
     "do_start_training",
     "do_stop_training",
     "do_training_heartbeat",
@@ -221,6 +222,12 @@ def do_training_heartbeat(run_id: int, worker: str) -> str:
     return "cancel" if cancel else "ok"
 
 
+def do_set_training_phase(run_id: int, worker: str, phase: str) -> bool:
+    """What the run is doing before its first reported step ("tokenizing the data", ...); False when the claim was
+    lost."""
+    return bool(TrainingRun.objects.claimed(run_id, worker).update(phase=phase[:60], heartbeat_at=timezone.now()))
+
+
 def do_save_progress(run_id: int, worker: str, values: Mapping[str, Any], history: list[dict[str, Any]]) -> bool:
     """Store the latest figures and the history (thinned by the caller with models_zoo.core.thin_history, as the
     checkpoint's); False when the claim was lost."""
@@ -306,6 +313,7 @@ def _complete_training(run_id: int, worker: str, result: TrainResult, staging: P
                 target = model.folder
                 _move_into_place(staging, target)
                 model.save(update_fields=["path"])
+                measure_own_architecture(model)
             TrainingRun.objects.filter(pk=run.pk).update(
                 status=R.COMPLETED, finished_at=timezone.now(), step=result.step, tokens_seen=result.tokens_seen,
                 elapsed_s=result.elapsed_s, val_loss=result.val_loss, val_ppl=result.val_perplexity,

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import re
 import shutil
 import tempfile
@@ -21,12 +22,15 @@ from searches.core.arch import Architecture, ConfigError
 from searches.models import Device, Measurement
 from searches.queues import resend_lost
 
+logger = logging.getLogger(__name__)
+
 __all__ = [
     "do_delete_model",
     "do_import_model",
     "do_reap_imports",
     "do_request_import",
     "do_run_import",
+    "measure_own_architecture",
     "measurement_rows",
     "measurements_by_archid",
     "try_claim_import",
@@ -192,6 +196,27 @@ def do_import_model(*, owner, team, source: str, name: str = "", confine: bool =
             shutil.rmtree(target, ignore_errors=True)
         raise
     return model
+
+
+def measure_own_architecture(model: ZooModel) -> int:
+    """A model whose architecture is not the one searched (vocab_size is the tokenizer's): its own architecture is
+    measured on every device and with every settings its searched one was, through the shared cache (a key measured
+    before is not measured again). Returns the number of measurements requested."""
+    if not model.source_archid:
+        return 0
+    from searches.services import do_request_measurement, measurement_settings
+
+    arch = Architecture.from_dict(model.config)
+    requested = 0
+    for m in (Measurement.objects.filter(archid=model.source_archid, status=Measurement.Status.DONE)
+              .select_related("device")):
+        try:
+            do_request_measurement(arch, m.device, measurement_settings(m))
+        except ConfigError as exc:  # settings this architecture cannot take (a longer sequence than its context)
+            logger.info("zoo model %s: not measured on %s: %s", model.pk, m.device.name, exc)
+            continue
+        requested += 1
+    return requested
 
 
 def _queue_profiling(arch: Architecture, device: Device) -> None:

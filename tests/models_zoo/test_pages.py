@@ -208,3 +208,75 @@ def test_import_through_the_page(client, actors, roots):
     response = client.post("/zoo/import/", {"source": "gallery", "name": "g", "team": actors.acme.pk})
     model = ZooModel.objects.get(name="g")
     assert response.status_code == 302 and response.url == f"/zoo/models/{model.pk}/" and model.owner == actors.bob
+
+
+def test_a_get_of_the_import_address_is_the_zoo_page_not_a_blank_405(client, actors):
+    """After a failed import the address bar shows /zoo/import/: reloading it (a GET) lands on the form."""
+    client.force_login(actors.bob)
+    response = client.get("/zoo/import/")
+    assert response.status_code == 302 and response.url == "/zoo/"
+
+
+def test_an_unknown_candidate_is_named_and_the_dataset_detour_keeps_the_candidate(client, actors, roots):
+    client.force_login(actors.bob)
+    html = client.get("/zoo/train/?candidate=99999").content.decode()
+    assert "Candidate #99999 does not exist in your teams' searches" in html
+    # no dataset yet: the link to register one comes back to this very page, candidates and all
+    assert 'href="/zoo/datasets/?next=/zoo/train/%3Fcandidate%3D99999"' in html
+    page = client.get("/zoo/datasets/?next=/zoo/train/%3Fcandidate%3D99999").content.decode()
+    assert '<input type="hidden" name="next" value="/zoo/train/?candidate=99999">' in page
+    response = client.post("/zoo/datasets/", {"name": "up", "team": actors.acme.pk, "kind": "upload",
+                                              "validation_fraction": 0.1, "next": "/zoo/train/?candidate=99999",
+                                              "file": SimpleUploadedFile("t.txt", b"The king sees.\n" * 100)})
+    assert response.status_code == 302 and response.url == "/zoo/train/?candidate=99999"
+    # another host is not a place to go back to
+    response = client.post("/zoo/datasets/", {"name": "up2", "team": actors.acme.pk, "kind": "upload",
+                                              "validation_fraction": 0.1, "next": "https://evil.example/",
+                                              "file": SimpleUploadedFile("t.txt", b"The king sees.\n" * 100)})
+    assert response.status_code == 302 and response.url == "/zoo/datasets/"
+
+
+def test_the_playground_preselects_the_best_validation_perplexity(client, actors, roots):
+    make_checkpoint(roots[0] / "tiny")
+    good = services.do_import_model(owner=actors.alice, team=actors.acme, source="tiny", name="good")
+    newest = services.do_import_model(owner=actors.alice, team=actors.acme, source="tiny", name="throwaway")
+    ZooModel.objects.filter(pk=good.pk).update(val_ppl=40.0)
+    ZooModel.objects.filter(pk=newest.pk).update(val_ppl=900.0)
+    client.force_login(actors.bob)
+    html = client.get("/zoo/playground/").content.decode()
+    assert f'<option value="{good.pk}" selected>' in html and f'<option value="{newest.pk}">' in html
+    html = client.get(f"/zoo/playground/?models={newest.pk}").content.decode()  # asked for: kept
+    assert f'<option value="{newest.pk}" selected>' in html and f'<option value="{good.pk}">' in html
+
+
+@pytest.mark.parametrize("status, config, step, total, error, reason, text", [
+    ("completed", {"max_steps": 30, "max_tokens": None, "max_minutes": None}, 30, 30, "", "max_steps",
+     "reached its step budget (30 steps)"),
+    ("completed", {"max_steps": None, "max_tokens": 4096, "max_minutes": None}, 16, 16, "", "max_tokens",
+     "reached its token budget (4,096 tokens)"),
+    ("completed", {"max_steps": 1000, "max_tokens": None, "max_minutes": 0.5}, 12, 1000, "", "max_minutes",
+     "reached its time budget (0.5 minutes)"),
+    ("cancelled", {"max_steps": 30}, 3, 30, "", "cancelled", "cancelled by a user"),
+    ("failed", {"max_steps": 30}, 0, 30, "DataError: boom", "failed", "failed: DataError: boom"),
+    ("running", {"max_steps": 30}, 0, 30, "", None, None),
+])
+def test_a_run_says_why_it_stopped_on_its_page_and_in_the_api(client, actors, objects, status, config, step, total,
+                                                             error, reason, text):
+    run, _ = objects
+    TrainingRun.objects.filter(pk=run.pk).update(status=status, config={**run.config, **config}, step=step,
+                                                 total_steps=total, error=error, phase="loading and tokenizing the data")
+    client.force_login(actors.bob)
+    assert client.get(f"/api/v1/training-runs/{run.pk}/").json()["stop_reason"] == reason
+    html = client.get(f"/zoo/runs/{run.pk}/").content.decode()
+    if text is None:  # running, no step yet: what it is doing
+        assert "Why it stopped" not in html and "loading and tokenizing the data…" in html
+    else:
+        assert "Why it stopped" in html and text in html
+
+
+def test_the_worker_reports_its_phase_before_the_first_step(actors, objects):
+    run, _ = objects
+    assert services.try_claim_training(run.pk, "w1")
+    assert services.do_set_training_phase(run.pk, "w1", "building the model")
+    assert not services.do_set_training_phase(run.pk, "w2", "stolen")  # not its claim
+    assert TrainingRun.objects.get(pk=run.pk).phase == "building the model"

@@ -32,6 +32,14 @@ def _start(actors, dataset, **overrides) -> TrainingRun:
     return services.do_start_training(**kwargs)
 
 
+def _page_as(user, path: str) -> str:
+    from django.test import Client
+
+    client = Client()
+    client.force_login(user)
+    return client.get(path).content.decode()
+
+
 def _measure(arch: Architecture, device: Device, latency: float, memory: float, seq_len: int = 64) -> Measurement:
     return Measurement.objects.create(archid=arch.archid, config=arch.to_dict(), device=device, backend="torch",
                                       batch_size=1, seq_len=seq_len, threads=1, mode="prefill", dtype="float32",
@@ -39,7 +47,12 @@ def _measure(arch: Architecture, device: Device, latency: float, memory: float, 
                                       latency_p90_s=latency * 1.1, peak_memory_mb=memory)
 
 
-def test_a_run_trains_exports_to_the_zoo_and_the_checkpoint_loads_and_generates(actors, dataset, sent, one_thread):
+def test_a_run_trains_exports_to_the_zoo_and_the_checkpoint_loads_and_generates(actors, dataset, sent, one_thread,
+                                                                               monkeypatch):
+    from workers.tasks import profile_measurement
+
+    profiled: list[dict] = []
+    monkeypatch.setattr(profile_measurement, "apply_async", lambda args=None, **kw: profiled.append({"args": args, **kw}))
     run = _start(actors, dataset)
     assert run.status == "queued" and run.total_steps == 30 and run.archid == Architecture.from_dict(TINY_ARCH).archid
     assert len(sent) == 1 and sent[0]["args"] == [run.pk] and sent[0]["queue"] == "train"
@@ -76,6 +89,19 @@ def test_a_run_trains_exports_to_the_zoo_and_the_checkpoint_loads_and_generates(
     card = (model.folder / "README.md").read_text()
     assert f"`{trained.archid}`" in card and f"`{run.archid}`" in card and "edge-1" in card and "2" in card
     assert "| device |" in card and "latency_ms" in card
+
+    # Its own architecture (vocabulary 361, not 256) is queued on the device and settings its searched one was
+    # measured with; the zoo shows the searched one's figures, labelled, until then.
+    own = Measurement.objects.get(archid=trained.archid)
+    assert (own.device, own.seq_len, own.mode, own.batch_size, own.status) == (edge, 64, "prefill", 1, "pending")
+    assert profiled == [{"args": [own.pk], "queue": edge.queue, "task_id": own.task_id}]
+    page = _page_as(actors.alice, f"/zoo/models/{model.pk}/")
+    assert "the architecture as searched, not this model&#x27;s, whose vocabulary is 361" in page
+    Measurement.objects.filter(pk=own.pk).update(status="done", latency_median_s=0.0031, latency_p10_s=0.003,
+                                                 latency_p90_s=0.0032, peak_memory_mb=41.5)
+    listing = _page_as(actors.alice, "/zoo/")
+    assert "3.1 ms" in listing and "41.5 MB" in listing and "as-searched" not in listing  # its own, preferred
+    assert "this model&#x27;s architecture" in _page_as(actors.alice, f"/zoo/models/{model.pk}/")
 
     # A duplicate delivery of the message is a no-op: the claim is gone, the zoo keeps one model.
     assert execute_training(run.pk, "w2") == "already-claimed"

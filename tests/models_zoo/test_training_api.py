@@ -126,6 +126,13 @@ def test_several_problems_are_reported_together(api_client, actors, dataset, sen
     assert response.status_code == 400 and {"architecture.n_layer", "tokenizer"} <= set(response.json())
 
 
+def test_a_field_error_does_not_hide_the_checks_after_it(api_client, actors, dataset, sent):
+    """A bad budget field (checked by its field) and an unknown dataset (checked in validate()) in one answer."""
+    response = _client(api_client, actors.alice).post("/api/v1/training-runs/", _body(
+        dataset, max_steps=0, dataset=999999, name="x" * 201), format="json")
+    assert response.status_code == 400 and {"max_steps", "dataset", "name"} <= set(response.json()), response.json()
+
+
 def test_a_dataset_gone_since_registration_is_a_400_at_submit(api_client, actors, dataset, roots, sent):
     (roots[0] / dataset.path).unlink()
     response = _client(api_client, actors.alice).post("/api/v1/training-runs/", _body(dataset), format="json")

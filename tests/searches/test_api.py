@@ -128,6 +128,21 @@ def test_invalid_specs_get_400_with_field_messages(api_client, actors, device, c
     assert SearchJob.objects.count() == 0
 
 
+def test_every_field_error_comes_in_one_response(api_client, actors, device):
+    """A blank name used to hide the spec's errors until it was filled (DRF skips validate() after a field error)."""
+    body = {**BODY, "name": "", "params": {"init_population": 0}, "budget": {"generations": 0},
+            "device": "nowhere", "surprise": 1}
+    response = _client(api_client, actors.alice).post("/api/v1/searches/", body, format="json")
+    assert response.status_code == 400
+    errors = response.json()
+    assert {"name", "params.init_population", "budget.generations", "surprise"} <= set(errors), errors
+    # a team the user is not in and an unknown device, both at once
+    errors = _client(api_client, actors.alice).post("/api/v1/searches/", {**BODY, "team": 999999, "device": "nowhere"},
+                                                    format="json").json()
+    assert {"team", "device"} <= set(errors), errors
+    assert SearchJob.objects.count() == 0
+
+
 def test_malformed_json_is_a_400_not_a_500(api_client, actors):
     response = _client(api_client, actors.alice).post("/api/v1/searches/", "{oops", content_type="application/json")
     assert response.status_code == 400

@@ -2,6 +2,7 @@
 team dashboard, the new-search form's error containers, and the columnar points endpoint the detail page loads."""
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import pytest
 from django.contrib.staticfiles import finders
 from django.utils import timezone
 
+from lts_web.numbers import significant
 from searches import services
 from searches.models import Device, Measurement, SearchJob
 from tests.searches.factories import run_job, spec
@@ -92,7 +94,7 @@ def test_dashboard_rows_filters_and_pagination(client, actors, finished_job, dev
     assert "gen 3/3" in row and f"{counts['measured']}/{counts['candidates']} measured" in row
     assert 'style="width: 100%"' in row and f'<td class="num">{counts["pareto"]}</td>' in row
     hypervolume = finished_job.hypervolumes[-1]["hypervolume"]
-    assert (f"{hypervolume:,.0f}" if hypervolume >= 1000 else f"{hypervolume:.4g}") in row
+    assert significant(hypervolume) in row  # lts_web.numbers: one rule on every page
     assert "completed" in row and "edge-1" in row
     queued = client.get("/?status=queued").content.decode()
     assert "30 searches" in queued and "bob-search" not in queued
@@ -121,7 +123,10 @@ def test_detail_page_wires_the_live_view(client, actors, finished_job):
     for chart in ("chart-frontier", "chart-3d", "chart-hv"):
         assert f'id="{chart}"' in page
     assert '<script type="module" src="/static/plotly/plotly-lts.js">' in page
-    assert '<script defer src="/static/searches/detail.js">' in page  # after Plotly.js, which is deferred as a module
+    assert '<script type="module" src="/static/searches/detail/main.js">' in page  # after Plotly.js, in order
+    # the column names of the points come from the page data, as the API names them (issue 18 §4)
+    from searches.api import POINT_COLUMNS
+    assert json.dumps(list(POINT_COLUMNS)) in page and '"columns_from_config": ["vocab_size", "max_sequence_length"]' in page
     assert f"/api/v1/searches/{finished_job.pk}/export.csv/" in page
     assert f"/api/v1/searches/{finished_job.pk}/export.json/" in page
     assert f'"points": "/api/v1/searches/{finished_job.pk}/points/"' in page
@@ -185,7 +190,8 @@ def test_the_plotly_bundle_holds_every_trace_type_the_pages_draw():
 
 def test_static_assets_are_served(client, actors):
     client.force_login(actors.bob)
-    for path in (*(f"/static/plotly/{name}" for name in _plotly_files()), "/static/searches/detail.js",
+    for path in (*(f"/static/plotly/{name}" for name in _plotly_files()),
+                 *(f"/static/searches/detail/{name}.js" for name in ("main", "store", "charts", "table")),
                  "/static/searches/new.js", "/static/searches/common.js", "/static/lts_web/style.css"):
         response = client.get(path)
         assert response.status_code == 200, path
@@ -232,7 +238,7 @@ def test_candidate_page_shows_config_measurements_and_lineage(client, actors, fi
     assert child.archid in page and f"{child.non_embedding_params:,}" in page and f"{child.total_params:,}" in page
     for key, value in child.config.items():
         assert f"<th>{key}</th><td class=\"num\">{value}</td>" in page
-    assert "jetson-2" in page and "onnxruntime" in page and "77.50 MB" in page and "edge-1" in page
+    assert "jetson-2" in page and "onnxruntime" in page and "77.5 MB" in page and "edge-1" in page
     for parent in child.parents:
         assert f'href="/searches/{finished_job.pk}/candidates/{parent}/"' in page
     assert f"<td>{child.origin}</td>" in page

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Sequence
 
-from .stats import MIN_MODELS, correlate, summarize
+from .stats import JUDGE_MODELS, JUDGE_P, MIN_MODELS, correlate, summarize
 
 __all__ = ["PREDICTORS", "RECOMMENDED_MODELS", "analyze", "interpret"]
 
@@ -87,7 +87,14 @@ def interpret(result: Mapping[str, Any], *, planned: int) -> str:
     verdict = rho.get("verdict", "undefined")
     share = proxy.get("concordance")
     pairs = f"The larger model of a pair reached the lower perplexity in {share:.0%} of pairs. " if share is not None else ""
-    if verdict == "negative":
+    if verdict == "too_small":
+        p = tau.get("p_value")
+        test = f" (Kendall p = {p:.2f})" if p is not None else ""
+        parts.append(f"{n} models are too small a sample to judge{test}: below {JUDGE_MODELS} models, or while the "
+                     f"exact test's p is {JUDGE_P} or more, even a perfect ranking can be chance and the bootstrap "
+                     f"interval is not meaningful. Train more models ({RECOMMENDED_MODELS} or more) before relying "
+                     "on the proxy.")
+    elif verdict == "negative":
         strength = "strong" if rho["estimate"] <= -0.8 else "moderate" if rho["estimate"] <= -0.5 else "weak"
         parts.append(f"{pairs}That is {strength} support for ranking this space by the proxy on this data at this "
                      "budget" + ("." if strength == "strong" else
@@ -117,7 +124,7 @@ def interpret(result: Mapping[str, Any], *, planned: int) -> str:
         settled = "has largely settled" if agreement["spearman"]["estimate"] >= 0.9 else "still changes with training"
         parts.append(f"The rankings after {agreement['from_tokens']:,} and {agreement['to_tokens']:,} tokens agree with "
                      f"rho {format_interval(agreement['spearman'])} over {agreement['n']} models: the ranking {settled}.")
-    if n < RECOMMENDED_MODELS and verdict != "inconclusive":
+    if n < RECOMMENDED_MODELS and verdict not in ("inconclusive", "too_small"):
         parts.append(f"With {n} models a bootstrap interval is rough (it understates the uncertainty of so few); "
                      f"{RECOMMENDED_MODELS} or more give a trustworthy one.")
     parts.append(_PAPER)

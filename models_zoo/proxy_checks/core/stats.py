@@ -20,6 +20,7 @@ import numpy as np
 from scipy import stats as _scipy
 
 __all__ = [
+    "JUDGE_MODELS",
     "MIN_MODELS",
     "Coefficient",
     "bootstrap_interval",
@@ -32,6 +33,12 @@ __all__ = [
 
 # Below 3 models a rank correlation is +-1 or undefined: nothing is measured.
 MIN_MODELS = 3
+# Below 5 models no ranking can be told from chance: even a perfect one of 4 models has a two-sided Kendall p of
+# 2/4! = 0.083 (of 3: 0.33), while its bootstrap interval collapses to [-1, -1] and looks decisive.
+JUDGE_MODELS = 5
+# The test's level: an interval that excludes zero while the exact test cannot reject "no ranking" at 5% is an
+# artefact of resampling too few models.
+JUDGE_P = 0.05
 # Resamples of (resamples x pairs) floats handled per block: K = 64 has 2,016 pairs, so 2,000 resamples at once would
 # hold ~32 MB per array; blocks of 2**20 floats stay under 10 MB.
 _BLOCK = 2**20
@@ -46,13 +53,18 @@ class Coefficient:
     high: float | None
     p_value: float | None
     resamples: int  # bootstrap resamples with a defined coefficient (of those drawn)
+    n: int = 0  # models (pairs) it was computed from
 
     @property
     def verdict(self) -> str:
-        """"negative" / "positive" when the whole interval is on one side of zero, else "inconclusive" (or
-        "undefined" without an estimate)."""
+        """"negative" / "positive" when the whole interval is on one side of zero, else "inconclusive";
+        "too_small" when the sample cannot support a verdict (fewer than JUDGE_MODELS models, or an interval that
+        excludes zero while the test's p is JUDGE_P or more); "undefined" without an estimate."""
         if self.estimate is None or self.low is None or self.high is None:
             return "undefined"
+        decided = self.high < 0 or self.low > 0
+        if self.n < JUDGE_MODELS or (decided and self.p_value is not None and self.p_value >= JUDGE_P):
+            return "too_small"
         if self.high < 0:
             return "negative"
         if self.low > 0:
@@ -138,11 +150,11 @@ def correlate(x: Sequence[float], y: Sequence[float], *, resamples: int = 2000, 
     out: dict[str, Coefficient] = {}
     for method, scalar in (("spearman", _scipy.spearmanr), ("kendall", _scipy.kendalltau)):
         if len(xs) < MIN_MODELS or np.ptp(xs) == 0 or np.ptp(ys) == 0:
-            out[method] = Coefficient(None, None, None, None, 0)
+            out[method] = Coefficient(None, None, None, None, 0, len(xs))
             continue
         result = scalar(xs, ys)
         low, high, defined = bootstrap_interval(xs, ys, method, resamples=resamples, confidence=confidence, seed=seed)
-        out[method] = Coefficient(_clean(result.statistic), low, high, _clean(result.pvalue), defined)
+        out[method] = Coefficient(_clean(result.statistic), low, high, _clean(result.pvalue), defined, len(xs))
     return out
 
 

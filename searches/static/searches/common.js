@@ -38,19 +38,40 @@ const LTS = (() => {
     return node ? JSON.parse(node.textContent) : null;
   }
 
-  const intFormat = new Intl.NumberFormat("en-US");
-  function int(n) { return n == null ? "–" : intFormat.format(n); }
-  /** 265216 -> "265k", 12345678 -> "12.3M" */
-  function params(n) {
-    if (n == null) return "–";
-    if (n >= 1e9) return (n / 1e9).toPrecision(3) + "B";
-    if (n >= 1e6) return (n / 1e6).toPrecision(3) + "M";
-    if (n >= 1e3) return (n / 1e3).toPrecision(3) + "k";
-    return String(n);
+  /* One way to write each quantity on every page: the same rules and text as lts_web/numbers.py (its template
+     filters), compared by tests/browser/test_pages_explain.py. Intl rounds half away from zero on the shortest decimal of
+     the float, as the Python side does. */
+  const intFormat = new Intl.NumberFormat("en-US", { maximumFractionDigits: 0 });
+  const sigFormat = new Intl.NumberFormat("en-US", { maximumSignificantDigits: 3 });
+  const finite = (n) => n != null && n !== "" && Number.isFinite(Number(n));
+  const plain = (text) => Number(text.replace(/,/g, ""));
+  /** Counts and tokens: 1048576 -> "1,048,576" */
+  function int(n) { return finite(n) ? intFormat.format(Number(n)) : "–"; }
+  /** 3 significant figures, whole numbers from 1,000 up, never an exponent: 0.0123456 -> "0.0123", 14380.2 -> "14,380" */
+  function number(n) {
+    if (!finite(n)) return "–";
+    const x = Number(n);
+    return Math.abs(x) >= 1000 ? intFormat.format(x) : sigFormat.format(x);
   }
-  const significant = new Intl.NumberFormat("en-US", { maximumSignificantDigits: 4 });
-  /** 14380.2 -> "14,380"; 0.012345 -> "0.01235" */
-  function number(n) { return n == null ? "–" : significant.format(n); }
+  /** 132736 -> "133k", 1234567 -> "1.23M" (the exact count goes in a title: int) */
+  function params(n) {
+    if (!finite(n)) return "–";
+    let text = number(n);
+    for (const [scale, suffix] of [[1e3, "k"], [1e6, "M"], [1e9, "B"]]) {
+      if (Math.abs(plain(text)) < 1000) break;
+      text = number(Number(n) / scale);
+      if (Math.abs(plain(text)) < 1000 || suffix === "B") return text + suffix;
+    }
+    return text;
+  }
+  /** Latency in seconds -> "47.5 ms" below 10 s, "12.3 s" from there */
+  function latency(seconds) {
+    if (!finite(seconds)) return "–";
+    const x = Number(seconds);
+    return Math.abs(x) < 10 ? `${number(x * 1000)} ms` : `${number(x)} s`;
+  }
+  /** Memory in MB -> "133 MB" */
+  function memory(value) { return finite(value) ? `${number(value)} MB` : "–"; }
   /** A duration in s, m or h, two significant figures ("45 s", "3.2 min", "1.5 h"). */
   function duration(seconds) {
     if (seconds == null || !Number.isFinite(seconds)) return "–";
@@ -58,8 +79,8 @@ const LTS = (() => {
     if (seconds < 5400) return `${(seconds / 60).toPrecision(2)} min`;
     return `${(seconds / 3600).toPrecision(2)} h`;
   }
-  function ms(seconds) { return seconds == null ? "–" : (seconds * 1000).toPrecision(3) + " ms"; }
-  function mb(value) { return value == null ? "–" : value.toPrecision(4) + " MB"; }
+  const ms = latency;
+  const mb = memory;
 
   /** el("a", {href: "/x", class: "y"}, "text", child) */
   function el(tag, attrs, ...children) {
@@ -91,5 +112,5 @@ const LTS = (() => {
     return (...args) => { clearTimeout(timer); timer = setTimeout(() => fn(...args), waitMs); };
   }
 
-  return { api, result, jsonData, csrfToken, int, number, params, ms, mb, el, theme, debounce, duration };
+  return { api, result, jsonData, csrfToken, int, number, params, latency, memory, ms, mb, el, theme, debounce, duration };
 })();

@@ -143,7 +143,9 @@
       const kind = input.dataset.kind;
       if (kind === "space") continue;
       if (input.validity && input.validity.badInput) {
+        // sent as text, so that the server refuses the request too and gives every other field's message with it
         errors[input.name] = ["enter a number"];
+        setPath(body, input.name, "not a number");
         continue;
       }
       const raw = input.value.trim();
@@ -169,10 +171,6 @@
     event.preventDefault();
     clearErrors();
     const { body, errors } = collect();
-    if (Object.keys(errors).length) {
-      showErrors(errors);
-      return;
-    }
     submitButton.disabled = true;
     submitStatus.textContent = "Submitting…";
     const response = await LTS.api("POST", form.dataset.createUrl, body);
@@ -183,8 +181,8 @@
     }
     submitButton.disabled = false;
     submitStatus.textContent = "";
-    const count = showErrors(response.data && typeof response.data === "object" ? response.data
-      : { detail: `the server answered HTTP ${response.status}` });
+    const count = showErrors({ ...(response.data && typeof response.data === "object" ? response.data
+      : { detail: `the server answered HTTP ${response.status}` }), ...errors });
     if (count && !general.textContent) {
       general.prepend(LTS.el("div", {}, `The search was not started: ${count} field${count === 1 ? "" : "s"} to correct.`));
     }

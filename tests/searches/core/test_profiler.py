@@ -93,6 +93,8 @@ def test_bfloat16_weights_take_half_the_bytes(torch_results: list[ProfileResult]
 
 
 def test_concurrent_onnxruntime_profiles_use_their_own_directories(monkeypatch: pytest.MonkeyPatch) -> None:
+    # a warmed process: the first call's discarded warm-up (test_profiler_warmup.py) would make a third directory
+    monkeypatch.setattr(runner, "_warmed", type("Warmed", (set,), {"__contains__": lambda self, key: True})())
     made: list[str] = []
     real = runner.tempfile.TemporaryDirectory
 

@@ -40,6 +40,20 @@ def test_too_few_models_says_so():
     assert text.startswith("Not enough trained models yet: 2 of 12 finished. 1 failed")
 
 
+def test_three_perfectly_ranked_models_are_too_small_a_sample_to_judge():
+    """The issue's case: interval [-1.00, -1.00] with Kendall p = 0.33 read as "strong support"."""
+    result = analyze({100_000: _points(3)}, resamples=300)
+    rho = result["budgets"][0]["predictors"]["proxy"]["spearman"]
+    assert rho["estimate"] == -1.0 and rho["low"] == rho["high"] == -1.0 and rho["n"] == 3
+    assert rho["verdict"] == "too_small"
+    text = interpret(result, planned=3)
+    assert "3 models are too small a sample to judge (Kendall p = 0.33)" in text
+    assert "support" not in text and "rough" not in text
+    # from 5 models a perfect ranking is judged (Kendall p = 0.017)
+    five = analyze({100_000: _points(5)}, resamples=300)["budgets"][0]["predictors"]["proxy"]
+    assert five["kendall"]["p_value"] < 0.05 and five["spearman"]["verdict"] == "negative"
+
+
 def test_two_budgets_report_their_agreement_and_the_larger_budget_leads():
     result = analyze({100_000: _points(6), 200_000: _points(6, scale=0.8)}, resamples=300)
     assert [b["tokens"] for b in result["budgets"]] == [100_000, 200_000]
