@@ -130,6 +130,10 @@ def test_submit_watch_and_open_a_candidate(live_server, actors, profiling_device
     _fill(page, "profiling.max_repeats", "5")
     _fill(page, "profiling.host_wait_s", "0.2")
     _fill(page, "budget.generations", "2")
+    # The evolution measuring every candidate (the paper's procedure), not the default "scored": two generations.
+    assert page.locator("#f-algorithm").input_value() == "scored" and page.locator("#f-measure").input_value() == "predicted"
+    page.select_option("#f-algorithm", "evolution")
+    page.select_option("#f-measure", "all")
     page.locator("details summary").click()
     _fill(page, "params.init_population", "4")
     _fill(page, "params.num_crossovers", "2")

@@ -50,15 +50,12 @@ def browser(live_server, actors):
 
 
 @pytest.fixture
-def queued(monkeypatch) -> list[int]:
-    """Work and delivery messages are recorded, not sent: the test delivers in-process."""
-    from workers.notifications import deliver_webhook
-    from workers.tasks import advance_search
+def queued(outbox):
+    """Work and delivery messages are recorded, not sent (tests/conftest.py outbox): the test delivers in-process.
+    The ids of the deliveries queued so far."""
+    from tests.notifications.conftest import _SentDeliveries
 
-    ids: list[int] = []
-    monkeypatch.setattr(advance_search, "delay", lambda *a, **k: None)
-    monkeypatch.setattr(deliver_webhook, "apply_async", lambda args=None, **kw: ids.append(args[0]))
-    return ids
+    return _SentDeliveries(outbox)
 
 
 def _notes(page) -> list[dict]:

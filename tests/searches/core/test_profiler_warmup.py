@@ -56,8 +56,8 @@ if __name__ == "__main__":
 
 @pytest.mark.slow
 def test_the_first_measurement_of_a_fresh_worker_is_within_the_repeatability_goal_of_a_later_one(tmp_path) -> None:
-    """A fresh process (a worker just started) measures one architecture four times: the first is within the goal of
-    the later ones. Skipped, with the figures, when the later ones disagree among themselves by more than the goal:
+    """A fresh process (a worker just started) measures one architecture four times: the first is not slower than the
+    later ones by more than the goal. Skipped, with the figures, when the later ones disagree among themselves by more than the goal:
     then this host is too busy to judge any single measurement."""
     script = tmp_path / "fresh_worker.py"
     script.write_text(_FRESH_WORKER)
@@ -70,4 +70,6 @@ def test_the_first_measurement_of_a_fresh_worker_is_within_the_repeatability_goa
     if spread > 2 * REPEATABILITY:
         pytest.skip(f"host too busy to judge: later medians {[round(x * 1e3, 2) for x in later]} ms "
                     f"spread {spread:.1%}")
-    assert abs(first - reference) / reference <= REPEATABILITY, (first, later)
+    # One-sided: the defect was a first measurement 2-3x slower than its siblings (a cold process); a first one a
+    # little faster than the later ones is the host's noise, which the skip above only bounds.
+    assert (first - reference) / reference <= REPEATABILITY, (first, later)
