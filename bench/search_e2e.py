@@ -1,6 +1,7 @@
 """A whole search end to end, `measure: all` against `measure: predicted`, on real workers and real profiling.
 
-    .venv/bin/python bench/search_e2e.py --preset gpt2-lts --generations 10 --seed 1     # the issue's run (~1.5 h)
+    .venv/bin/python bench/search_e2e.py --preset gpt2-lts --generations 10 --seed 1 --arms scored,all,predicted
+                                                                    # the issue's run (~1 h 45 min)
     .venv/bin/python bench/search_e2e.py --preset tiny --generations 3 --seq-len 256      # a quick look (~2 min)
 
 Each arm runs on a device of its own (`bench-all`, `bench-predicted`), so both start from a cold measurement cache and
