@@ -16,9 +16,9 @@ import subprocess
 import sys
 import time
 import webbrowser
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from workers.embedded_redis import EmbeddedRedis
 

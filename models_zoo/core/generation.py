@@ -10,9 +10,10 @@ import math
 import os
 import threading
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerBase, StoppingCriteria
@@ -60,7 +61,7 @@ class SamplingSettings:
     seed: int | None = None
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any], limits: GenerationLimits | None = None) -> "SamplingSettings":
+    def from_dict(cls, data: Mapping[str, Any], limits: GenerationLimits | None = None) -> SamplingSettings:
         """Validate every field (GenerationError with one message per bad field), defaults for missing ones."""
         limits = limits or GenerationLimits()
         errors: dict[str, str] = {}
@@ -231,7 +232,9 @@ class _Streamer(BaseStreamer):
             self._emit(final=True)
 
     def _emit(self, final: bool) -> None:
-        decode = lambda ids: self.tokenizer.decode(ids, skip_special_tokens=True)  # noqa: E731
+        def decode(ids: list[int]) -> str:
+            return self.tokenizer.decode(ids, skip_special_tokens=True)
+
         prefix = decode(self.ids[self.prefix_offset:self.read_offset])
         text = decode(self.ids[self.prefix_offset:])
         if len(text) > len(prefix) and (final or not text.endswith("\ufffd")):
@@ -287,7 +290,7 @@ def generate(loaded: LoadedModel, prompt: str, settings: SamplingSettings, *,
     limits = limits or GenerationLimits()
     start = time.perf_counter()
     model, tokenizer = loaded.model, loaded.tokenizer
-    max_positions = int(getattr(model.config, "n_positions", None) or getattr(model.config, "max_position_embeddings"))
+    max_positions = int(getattr(model.config, "n_positions", None) or model.config.max_position_embeddings)
     ids = encode_prompt(tokenizer, prompt, limits, max_positions, settings.max_new_tokens)
     streamer = _Streamer(tokenizer, on_text)
     stop = _Stop(should_stop, start + limits.time_limit_s)

@@ -8,8 +8,8 @@ import http.client
 import ipaddress
 import socket
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Callable, Mapping
 from urllib.parse import urlsplit
 
 __all__ = [

@@ -8,8 +8,9 @@ and the hypervolume come from moocore (O(n log n) dimension sweeps for 2 and 3 o
 """
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Literal, Mapping, Sequence
+from typing import Any, Literal
 
 import moocore
 import numpy as np

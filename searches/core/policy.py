@@ -9,7 +9,7 @@ space-filling design points to add (``design``).
 """
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 

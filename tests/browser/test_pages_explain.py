@@ -4,7 +4,6 @@ Screenshots of every page land under var/screenshots/ (tests/browser/conftest.py
 after their charts are drawn."""
 from __future__ import annotations
 
-import json
 import re
 
 import pytest

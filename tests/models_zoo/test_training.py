@@ -18,8 +18,8 @@ from models_zoo.core import CHECKPOINT_NAME
 from models_zoo.models import TrainingRun, ZooModel
 from searches.core.arch import Architecture
 from searches.models import Device, Measurement
-from tests.models_zoo.conftest import FAST_CONFIG, TINY_ARCH
 from tests.conftest import wait_for
+from tests.models_zoo.conftest import FAST_CONFIG, TINY_ARCH
 from workers.training import execute_training
 
 pytestmark = pytest.mark.django_db

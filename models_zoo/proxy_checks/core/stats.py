@@ -13,8 +13,9 @@ An interval that contains zero is called inconclusive, whatever the estimate say
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 from scipy import stats as _scipy

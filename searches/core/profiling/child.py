@@ -12,7 +12,8 @@ import platform
 import signal
 import time
 import traceback
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from searches.core.arch import Architecture, build_model
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import math
 import os
-import threading
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -27,8 +27,8 @@ from searches.core.profiling import (
     describe_device,
     latency_stats,
     profile,
+    runner,
 )
-from searches.core.profiling import runner
 from searches.core.profiling.device import gpu_names
 from searches.core.profiling.settings import MAX_BATCH_TOKENS, MAX_PROFILE_SECONDS, MAX_REPEATS, MAX_THREADS, MAX_WARMUP
 from searches.core.profiling.stats import median_ci95, repeat_until_stable

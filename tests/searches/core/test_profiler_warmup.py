@@ -12,8 +12,7 @@ from typing import Any
 import pytest
 
 from searches.core.arch import Architecture
-from searches.core.profiling import ProfileSettings, profile
-from searches.core.profiling import runner
+from searches.core.profiling import ProfileSettings, profile, runner
 
 ROOT = Path(__file__).resolve().parents[3]
 # bench/profiling.py's repeatability goal: two measurements of the same architecture within 3% (median difference).
