@@ -96,7 +96,7 @@ def _pool(errors: dict[str, str], preset: str | None, space: Mapping[str, Any] |
         parsed = PRESETS[preset]
     else:
         try:
-            parsed = SearchSpace.from_dict(space)  # type: ignore[arg-type]
+            parsed = SearchSpace.from_dict(space)  # type: ignore[arg-type]  # the request's value: from_dict checks any
         except ConfigError as exc:
             errors.update({k if k == "space" else f"space.{k}": v for k, v in exc.errors.items()})
             return [], [], None

@@ -224,7 +224,7 @@ def test_history_is_thinned_but_keeps_evaluations_and_the_last_point():
 def test_finish_is_refused_without_the_claim(actors, dataset, sent):
     run = _start(actors, dataset)
     assert services.try_claim_training(run.pk, "w1")
-    assert services.do_finish_training(run.pk, "someone-else", result=None) is None  # type: ignore[arg-type]
+    assert services.do_finish_training(run.pk, "someone-else", result=None) is None
     assert not services.do_save_progress(run.pk, "someone-else", {"step": 5}, [])
     assert services.do_training_heartbeat(run.pk, "someone-else") == "lost"
     assert services.do_training_heartbeat(run.pk, "w1") == "ok"
