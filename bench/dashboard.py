@@ -12,7 +12,7 @@ the start of navigation until every chart shown on load has been drawn (Plotly.r
 begun. The 3-D view is off until a user turns it on (remembered per browser): that is timed separately, from the
 click to its drawn frame. A cold-load comparison with the plotly wheel's full Plotly.js (and any other Plotly.js build
 given with --also-bundle, such as an earlier one of the project's) runs in the same session.
-Goals (issue 6): under 2 s at 10,000 and under 5 s at 100,000 candidates.
+Goals: under 2 s at 10,000 and under 5 s at 100,000 candidates.
 """
 from __future__ import annotations
 

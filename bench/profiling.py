@@ -131,7 +131,7 @@ def report(archs: list[Architecture], results: dict[str, list[list[ProfileResult
     untimed = ("the memory run the only untimed run" if D.warmup == 1 else
                f"{D.warmup} untimed runs, the first also the memory run")
     lines = [
-        "## Profiling (issue 4): latency and peak memory per candidate",
+        "## Profiling: latency and peak memory per candidate",
         "",
         f"`{command}` on {started} (UTC). Settings: batch 1, sequence 1024, 1 thread, prefill, float32, vocab 50257;",
         f"defaults otherwise ({untimed}; then at least {D.min_repeats} timed runs, until the median's 95% CI",

@@ -1,4 +1,4 @@
-"""A broker that lost its data (a Redis restarted without persistence) loses every queued message (issue 17: 8
+"""A broker that lost its data (a Redis restarted without persistence) loses every queued message (seen once: 8
 measurement messages lost, the search idle for 10 minutes). The reapers notice at their next pass and send again
 what waited, through the dispatch-once machinery, and the claim keeps a duplicate from measuring anything twice."""
 from __future__ import annotations
