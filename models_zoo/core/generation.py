@@ -256,7 +256,8 @@ class _Stop(StoppingCriteria):
             self.reason, stop = "time_limit", True
         elif self.should_stop is not None and self.should_stop():
             self.reason, stop = "cancelled", True
-        return cast(torch.BoolTensor, torch.full((input_ids.shape[0],), stop, dtype=torch.bool, device=input_ids.device))
+        flags = torch.full((input_ids.shape[0],), stop, dtype=torch.bool, device=input_ids.device)
+        return cast(torch.BoolTensor, flags)  # a bool tensor: what StoppingCriteria declares
 
 
 def encode_prompt(tokenizer: PreTrainedTokenizerBase, prompt: str, limits: GenerationLimits,

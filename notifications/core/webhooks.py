@@ -149,7 +149,7 @@ def check_reachable(url: object, *, allow_private: bool = False) -> str | None:
     """``check_url``, then where its host points now (``resolve``): the message for a URL a webhook may not have, or
     None. Each delivery checks again: DNS answers change."""
     message = check_url(url)
-    if message or not isinstance(url, str):  # check_url's message covers a non-string; the test narrows the type
+    if message or not isinstance(url, str):  # a non-string has check_url's message
         return message
     try:
         resolve(*_host_port(url), allow_private=allow_private)
