@@ -47,12 +47,7 @@ def _measure(arch: Architecture, device: Device, latency: float, memory: float, 
                                       latency_p90_s=latency * 1.1, peak_memory_mb=memory)
 
 
-def test_a_run_trains_exports_to_the_zoo_and_the_checkpoint_loads_and_generates(actors, dataset, sent, one_thread,
-                                                                               monkeypatch):
-    from workers.tasks import profile_measurement
-
-    profiled: list[dict] = []
-    monkeypatch.setattr(profile_measurement, "apply_async", lambda args=None, **kw: profiled.append({"args": args, **kw}))
+def test_a_run_trains_exports_to_the_zoo_and_the_checkpoint_loads_and_generates(actors, dataset, sent, one_thread):
     run = _start(actors, dataset)
     assert run.status == "queued" and run.total_steps == 30 and run.archid == Architecture.from_dict(TINY_ARCH).archid
     assert len(sent) == 1 and sent[0]["args"] == [run.pk] and sent[0]["queue"] == "train"
@@ -94,7 +89,9 @@ def test_a_run_trains_exports_to_the_zoo_and_the_checkpoint_loads_and_generates(
     # measured with; the zoo shows the searched one's figures, labelled, until then.
     own = Measurement.objects.get(archid=trained.archid)
     assert (own.device, own.seq_len, own.mode, own.batch_size, own.status) == (edge, 64, "prefill", 1, "pending")
-    assert profiled == [{"args": [own.pk], "queue": edge.queue, "task_id": own.task_id}]
+    profiled = [m for m in sent if m["name"] == "workers.tasks.profile_measurement"]
+    assert profiled == [{"name": "workers.tasks.profile_measurement", "args": [own.pk], "queue": edge.queue,
+                         "task_id": own.task_id}]
     page = _page_as(actors.alice, f"/zoo/models/{model.pk}/")
     assert "the architecture as searched, not this model&#x27;s, whose vocabulary is 361" in page
     Measurement.objects.filter(pk=own.pk).update(status="done", latency_median_s=0.0031, latency_p10_s=0.003,
