@@ -29,7 +29,7 @@ if not os.environ.get("REDIS_URL"):
 # Settings are read only now that the environment is complete (pytest-django then finishes the set-up in
 # its pytest_configure); DJANGO_SETTINGS_MODULE is therefore not in pytest.ini.
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "lts_web.settings")
-from django.conf import settings as _settings  # noqa: E402
+from django.conf import settings as _settings  # noqa: E402 - only once the environment above is complete
 
 _settings.DATABASES  # noqa: B018  (forces the settings to load)
 

@@ -32,13 +32,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import free_port, fresh_postgres, machine, setup_django, start_gunicorn, stop  # noqa: E402
-
-
-
-
-
-
+from bench.common import free_port, fresh_postgres, machine, setup_django, start_gunicorn, stop
 
 # ---- http -----------------------------------------------------------------------------------------------------------
 
@@ -66,7 +60,7 @@ def _seed(n: int, seed: int = 0) -> tuple[int, str, int]:
     rng = random.Random(seed)
     combos = list(itertools.product(range(1, 25), range(64, 4096, 64), range(64, 4096, 64), (1, 2, 4)))
     rng.shuffle(combos)
-    archs = [Architecture(n_layer=l, d_model=d, d_inner=i, n_head=h) for l, d, i, h in combos[:n]]
+    archs = [Architecture(n_layer=n_layer, d_model=d, d_inner=i, n_head=h) for n_layer, d, i, h in combos[:n]]
     per_gen = 100
     revisions = n // per_gen
     job = SearchJob.objects.create(owner=user, team=team, name="100k", spec=spec, device=device, status="completed",

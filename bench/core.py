@@ -16,27 +16,28 @@ import shlex
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import moocore  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-import transformers  # noqa: E402
+import moocore
+import numpy as np
+import torch
+import transformers
 
-from searches.core.arch import Architecture, build_model  # noqa: E402
-from searches.core.evolution import (  # noqa: E402
+from searches.core.arch import Architecture, build_model
+from searches.core.evolution import (
     Evaluated,
     SearchParams,
     propose_generation,
     propose_random,
     run_search,
 )
-from searches.core.pareto import hypervolume, pareto_mask, reference_point  # noqa: E402
-from searches.core.space import PRESETS  # noqa: E402
+from searches.core.pareto import hypervolume, pareto_mask, reference_point
+from searches.core.space import PRESETS
 
 DIRECTIONS = ["maximize", "minimize", "minimize"]  # proxy, latency, memory
 
@@ -76,11 +77,11 @@ def bench_proxy(build_configs: int, repeats: int) -> dict[str, float]:
 
     def analytic_from_json() -> None:  # what lts_arch and the web pay: parse + validate + count
         for config in configs:
-            Architecture.from_dict(config).non_embedding_params
+            _ = Architecture.from_dict(config).non_embedding_params
 
     def analytic() -> None:  # what the search step pays: its candidates are Architecture objects already
         for arch in archs:
-            arch.non_embedding_params
+            _ = arch.non_embedding_params
 
     # The reference: instantiate a GPT2LMHeadModel with real (randomly initialized) weights per candidate and count.
     built = configs[:build_configs]
@@ -148,7 +149,7 @@ def main() -> None:
     transformers.logging.set_verbosity_error()
 
     command = "python " + " ".join(shlex.quote(a) for a in ["bench/core.py", *sys.argv[1:]])
-    date = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    date = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     machine = (
         f"{cpu_model()}, {os.cpu_count()} cores, torch threads {torch.get_num_threads()}, "
         f"{platform.system()} {platform.release()}, load average {os.getloadavg()[0]:.2f} at start"
@@ -169,7 +170,9 @@ def main() -> None:
     print(f"one generation (history {gen['history']}, frontier {gen['frontier']}): evolution {gen['evolution_s'] * 1e3:.1f} ms, "
           f"random {gen['random_s'] * 1e3:.1f} ms")
 
-    ok = lambda good: "met" if good else "**missed**"  # noqa: E731
+    def ok(good):
+        return "met" if good else "**missed**"
+
     table = f"""## LTS core (bench/core.py)
 
 Command: `{command}` · {date}

@@ -12,7 +12,7 @@ the start of navigation until every chart shown on load has been drawn (Plotly.r
 begun. The 3-D view is off until a user turns it on (remembered per browser): that is timed separately, from the
 click to its drawn frame. A cold-load comparison with the plotly wheel's full Plotly.js (and any other Plotly.js build
 given with --also-bundle, such as an earlier one of the project's) runs in the same session.
-Goals (issue 6): under 2 s at 10,000 and under 5 s at 100,000 candidates.
+Goals: under 2 s at 10,000 and under 5 s at 100,000 candidates.
 """
 from __future__ import annotations
 
@@ -28,14 +28,14 @@ import statistics
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import (  # noqa: E402
+from bench.common import (
     free_port,
     fresh_postgres,
     host_probe_line,
@@ -85,7 +85,7 @@ def _seed(sizes: list[int]) -> tuple[dict[int, int], str, str]:
     n = max(sizes)
     combos = list(itertools.product(range(1, 25), range(64, 4096, 64), range(64, 4096, 64), (1, 2, 4)))
     random.Random(0).shuffle(combos)
-    archs = [Architecture(n_layer=l, d_model=d, d_inner=i, n_head=h) for l, d, i, h in combos[:n]]
+    archs = [Architecture(n_layer=n_layer, d_model=d, d_inner=i, n_head=h) for n_layer, d, i, h in combos[:n]]
     noise = np.random.default_rng(0)
     proxies = np.array([a.non_embedding_params for a in archs], dtype=float)
     latency = proxies * 4e-8 * noise.lognormal(0, 0.3, n) + 0.01
@@ -179,7 +179,7 @@ def _page_timings(browser, url: str, session: str, repeats: int) -> dict[str, li
         context.add_cookies([{"name": "sessionid", "value": session, "domain": host, "path": "/"}])
         page = context.new_page()
         errors: list[str] = []
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.on("pageerror", lambda exc, errors=errors: errors.append(str(exc)))
         for kind in ("cold", "warm"):
             if kind == "cold":
                 page.goto(url)
@@ -374,7 +374,7 @@ def main() -> None:
     engine = settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1]
     from importlib.metadata import version as package_version
 
-    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     print("\n## Dashboard: search detail page (bench/dashboard.py)\n")
     print(f"Command: `{'DATABASE_URL=postgres://... ' if engine == 'postgresql' else ''}python bench/dashboard.py "
           f"--repeats {args.repeats}` · {stamp}")

@@ -25,7 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import free_port, machine, start_gunicorn, stop  # noqa: E402
+from bench.common import free_port, machine, start_gunicorn, stop
 
 BPE = ROOT.parent / "shared" / "data" / "gpt2-bpe"
 MODELS = {  # name -> architecture (the 16M one is the example: 16,042,240 non-embedding parameters)
@@ -180,7 +180,10 @@ def main() -> None:
                 p = _playground(port, token, model.pk, args.tokens)
                 assert p[3]["loaded_from_cache"], "the worker should have kept the model loaded"
                 play.append((*p[:3], p[3]["tokens_per_s"]))
-            med = lambda xs, i: statistics.median(x[i] for x in xs)  # noqa: E731
+
+            def med(xs, i):
+                return statistics.median(x[i] for x in xs)
+
             rows.append({"model": name, "non_emb": model.non_embedding_params, "total": model.total_params,
                          "direct_ttft": med(direct, 0), "play_ttft": med(play, 0),
                          "direct_tps": med(direct, 1), "play_tps": med(play, 1), "worker_tps": med(play, 3),

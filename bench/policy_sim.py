@@ -21,12 +21,12 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from searches.core.cost_model import MIN_OBSERVATIONS, NotEnoughData, Observation, features, fit_cost_model  # noqa: E402
-from searches.core.evolution import Evaluated, SearchParams, new_rng_state, propose_generation  # noqa: E402
-from searches.core.pareto import OBJECTIVES, hypervolume  # noqa: E402
-from searches.core.policy import choose_to_measure, score_space, design, design_top_up, policy_rng  # noqa: E402
-from searches.core.profiling.settings import ProfileSettings  # noqa: E402
-from searches.core.space import PRESETS  # noqa: E402
+from searches.core.cost_model import NotEnoughData, Observation, features, fit_cost_model
+from searches.core.evolution import Evaluated, SearchParams, new_rng_state, propose_generation
+from searches.core.pareto import OBJECTIVES, hypervolume
+from searches.core.policy import choose_to_measure, design, design_top_up, policy_rng, score_space
+from searches.core.profiling.settings import ProfileSettings
+from searches.core.space import PRESETS
 
 
 class SimulatedDevice:

@@ -32,9 +32,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import wait_quiet  # noqa: E402
-from searches.core.arch import Architecture  # noqa: E402
-from searches.core.profiling import (  # noqa: E402
+from bench.common import wait_quiet
+from searches.core.arch import Architecture
+from searches.core.profiling import (
     ProfileResult,
     ProfileSettings,
     describe_device,
@@ -131,7 +131,7 @@ def report(archs: list[Architecture], results: dict[str, list[list[ProfileResult
     untimed = ("the memory run the only untimed run" if D.warmup == 1 else
                f"{D.warmup} untimed runs, the first also the memory run")
     lines = [
-        "## Profiling (issue 4): latency and peak memory per candidate",
+        "## Profiling: latency and peak memory per candidate",
         "",
         f"`{command}` on {started} (UTC). Settings: batch 1, sequence 1024, 1 thread, prefill, float32, vocab 50257;",
         f"defaults otherwise ({untimed}; then at least {D.min_repeats} timed runs, until the median's 95% CI",
@@ -255,7 +255,7 @@ def main() -> None:
     output = args.output or (Path("/tmp/profiling-quick.md") if args.quick else ROOT / "bench/results/profiling.md")
     backends = tuple(b for b in args.backends.split(",") if b)
     archs = [Architecture(*spec) for spec in specs]
-    started = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M")
+    started = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M")
     command = "python " + " ".join(shlex.quote(a) for a in ["bench/profiling.py", *sys.argv[1:]])
     # The first call of a process starts the forkserver (its imports): measured apart, as a worker pays it once.
     t0 = time.perf_counter()

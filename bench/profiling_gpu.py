@@ -19,9 +19,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.profiling import ARCHS, rel_diff, spearman  # noqa: E402
-from searches.core.arch import Architecture  # noqa: E402
-from searches.core.profiling import DECODE_STEPS, ProfileSettings, library_versions, profile  # noqa: E402
+from bench.profiling import ARCHS, rel_diff, spearman
+from searches.core.arch import Architecture
+from searches.core.profiling import DECODE_STEPS, ProfileSettings, library_versions, profile
 
 CASES = [  # (label, settings): decode's prompt leaves room for its generated tokens in the 1024 positions
     ("prefill fp32", dict(mode="prefill", dtype="float32", seq_len=1024)),
@@ -51,13 +51,17 @@ def main() -> None:
 def report(results: dict[str, list[list]], archs: list[Architecture], passes_asked: int, elapsed_s: float,
            output: Path | None) -> None:
     lines = []
-    say = lambda s="": (print(s, flush=True), lines.append(s))  # noqa: E731
+
+    def say(s=""):
+        print(s, flush=True)
+        lines.append(s)
+
     done = [label for label, _ in CASES if results[label]]
     if not done:
         return
     device = results[done[0]][0][0].device
     say("## Profiling on a GPU (torch, cuda)\n")
-    say(f"`python bench/profiling_gpu.py --passes {passes_asked}` on {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} "
+    say(f"`python bench/profiling_gpu.py --passes {passes_asked}` on {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} "
         f"(UTC), {elapsed_s:.0f} s in all. Device: {device.get('cuda_device') or device}; "
         f"{device.get('cpu_model', '?')}, {device.get('cpu_cores_usable', '?')} cores. Libraries: "
         + ", ".join(f"{k} {v}" for k, v in library_versions().items()) + ".\n")

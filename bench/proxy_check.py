@@ -68,7 +68,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                "--compare-budget", "--seq-len", str(SETTINGS["seq_len"]), "--batch-size", str(SETTINGS["batch_size"]),
                "--lr", str(SETTINGS["lr"]), "--seed", str(SETTINGS["seed"]), "--local", "--user", "bench",
                "--name", "tinyshakespeare benchmark", "--json", str(out)]
-    started = datetime.datetime.now(datetime.timezone.utc)
+    started = datetime.datetime.now(datetime.UTC)
     t0 = time.perf_counter()
     call_command(*command)
     wall = time.perf_counter() - t0
@@ -122,9 +122,12 @@ def _traces(payload: dict[str, Any]) -> list[dict[str, Any]]:
 def _title(payload: dict[str, Any]) -> str:
     result = payload["result"]
     lines = []
+
+    def fmt(c):
+        return f"{c['estimate']:+.2f} [{c['low']:+.2f}, {c['high']:+.2f}]" if c["low"] is not None else "n/a"
+
     for b in result["budgets"]:
         p = b["predictors"]
-        fmt = lambda c: f"{c['estimate']:+.2f} [{c['low']:+.2f}, {c['high']:+.2f}]" if c["low"] is not None else "n/a"  # noqa: E731
         lines.append(f"{b['tokens']:,} tokens: proxy rho {fmt(p['proxy']['spearman'])}, tau {fmt(p['proxy']['kendall'])}"
                      f" · total params rho {fmt(p['total_params']['spearman'])}")
     return "<br>".join(lines)

@@ -26,7 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import machine, setup_django, stop  # noqa: E402
+from bench.common import machine, setup_django, stop
 
 # The arm's name: its spec's measure policy and algorithm.
 ARMS = {"all": ("all", "evolution"), "predicted": ("predicted", "evolution"), "scored": ("predicted", "scored")}

@@ -25,21 +25,22 @@ import os
 import platform
 import statistics
 import sys
-from dataclasses import replace
 import tempfile
 import time
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
+import numpy as np
+import torch
+import torch.nn.functional as F
 
-from models_zoo.core import LocalSource, TokenData, TrainConfig, prepare_data, train  # noqa: E402
-from searches.core.arch import Architecture, build_model  # noqa: E402
+from models_zoo.core import LocalSource, TokenData, TrainConfig, prepare_data, train
+from searches.core.arch import Architecture, build_model
 
 DATA = ROOT.parent / "shared" / "data" / "tinyshakespeare" / "input.txt"
 # From the "tiny" search-space preset (searches/core/space.py: n_layer 1-3, d_model 32-128, d_inner 64-256,
@@ -97,7 +98,7 @@ def system_loop(arch: Architecture, tokenizer: Any, data: TokenData, steps: int,
 
 def hf_trainer_loop(arch: Architecture, data: TokenData, steps: int, warmup: int) -> float | None:
     try:
-        import accelerate  # noqa: F401
+        import accelerate  # noqa: F401 - only its presence: the HF Trainer needs it
         from transformers import Trainer, TrainerCallback, TrainingArguments
     except ImportError:
         return None

@@ -10,9 +10,8 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from lts_web.throttling import TokenThrottle, lockout_response
-
 from lts_web.models import Membership, Team, teams_of
+from lts_web.throttling import TokenThrottle, lockout_response
 
 
 class MembershipSerializer(serializers.ModelSerializer):

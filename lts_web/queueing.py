@@ -7,7 +7,8 @@ replace :func:`publish` to record or run what would be sent.
 from __future__ import annotations
 
 import logging
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import redis
 from django.conf import settings

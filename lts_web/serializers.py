@@ -22,13 +22,13 @@ class RefuseUnknownFields:
 
     def run_validation(self, data: Any = empty) -> Any:
         try:
-            return super().run_validation(data)  # type: ignore[misc]
+            return super().run_validation(data)  # type: ignore[misc]  # a mixin: the serializer has it
         except serializers.ValidationError as exc:
             if not isinstance(exc.detail, dict) or not isinstance(data, Mapping):
                 raise
             errors = dict(exc.detail)
         valid: dict[str, Any] = {}
-        for field in self._writable_fields:  # type: ignore[attr-defined]
+        for field in self._writable_fields:  # type: ignore[attr-defined]  # the serializer's
             if field.field_name in errors:
                 continue
             try:
@@ -36,7 +36,7 @@ class RefuseUnknownFields:
             except (serializers.ValidationError, DjangoValidationError, SkipField):
                 continue
         try:
-            self.validate(valid)  # type: ignore[attr-defined]
+            self.validate(valid)  # type: ignore[attr-defined]  # the serializer's
         except serializers.ValidationError as more:
             if isinstance(more.detail, dict):
                 errors.update({k: v for k, v in more.detail.items() if k not in errors})
@@ -45,11 +45,11 @@ class RefuseUnknownFields:
         raise serializers.ValidationError(errors)
 
     def to_internal_value(self, data: Any) -> Any:
-        declared = self.fields  # type: ignore[attr-defined]
+        declared = self.fields  # type: ignore[attr-defined]  # the serializer's
         unknown = sorted(set(data) - set(declared)) if isinstance(data, Mapping) else []
         errors = {name: [f"unknown field; the fields are: {', '.join(declared)}"] for name in unknown}
         try:
-            value = super().to_internal_value(data)  # type: ignore[misc]
+            value = super().to_internal_value(data)  # type: ignore[misc]  # a mixin: the serializer has it
         except serializers.ValidationError as exc:
             if errors and isinstance(exc.detail, dict):
                 raise serializers.ValidationError({**errors, **exc.detail}) from None

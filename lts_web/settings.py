@@ -266,8 +266,9 @@ CELERY_BEAT_SCHEDULE = {
     "reap-training": {"task": "workers.training.reap_training", "schedule": float(envint("LTS_REAPER_INTERVAL_S", 15, minimum=1))},
     "reap-proxy-checks": {"task": "workers.proxy_checks.reap_proxy_checks", "schedule": float(envint("LTS_REAPER_INTERVAL_S", 15, minimum=1))},
 }
-# Named queues; profiling queues are one per device: profile.<device-name> (see workers/queues.py).
-LTS_QUEUES = ("control", "proxy", "train", "generate")
+# The queues the routes above send to, each consumed by a worker (docker-compose.yml, workers/stack.py); profiling
+# queues come on top, one per device: profile.<device-name> (searches.models.profile_queue).
+LTS_QUEUES = ("control", "train", "generate")
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

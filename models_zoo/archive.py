@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import os
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 __all__ = ["stream_zip"]
 
@@ -44,7 +44,7 @@ def stream_zip(folder: str | os.PathLike[str], prefix: str) -> Iterator[bytes]:
     """
     root = Path(folder)
     sink = _Sink()
-    with zipfile.ZipFile(sink, mode="w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:  # type: ignore[arg-type]
+    with zipfile.ZipFile(sink, mode="w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:  # type: ignore[call-overload]  # _Sink is write-only
         for path in sorted(root.rglob("*")):
             relative = path.relative_to(root)
             if not path.is_file() or path.is_symlink() or any(part.startswith(".") for part in relative.parts):

@@ -11,8 +11,9 @@ import dataclasses
 import functools
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 import redis
 from django.conf import settings

@@ -1,4 +1,4 @@
-"""Datasets a team registers, training runs, and the model zoo (issue 7)."""
+"""Datasets a team registers, training runs, and the model zoo."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -90,7 +90,7 @@ class TrainingRun(QueuedWork):
     tokens_per_s = models.FloatField(null=True, blank=True)
     eta_s = models.FloatField(null=True, blank=True)
     elapsed_s = models.FloatField(default=0.0)
-    history = models.JSONField(default=list, blank=True)  # progress points, thinned to LTS_TRAIN_HISTORY_POINTS
+    history = models.JSONField(default=list, blank=True)  # progress points, thinned to HISTORY_POINTS (models_zoo.core)
     resumed_from = models.PositiveIntegerField(null=True, blank=True)  # checkpoint step of the last resume
 
     error = models.TextField(blank=True)

@@ -17,8 +17,8 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from lts_web import numbers
 from lts_web.models import teams_of
-from lts_web.throttling import throttle_start_work
 from lts_web.params import query_ids
+from lts_web.throttling import throttle_start_work
 from models_zoo import services
 from models_zoo.api import archive_response
 from models_zoo.forms import DatasetForm, ImportForm, TrainForm

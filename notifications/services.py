@@ -11,8 +11,9 @@ import json
 import logging
 import time
 import uuid
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -26,7 +27,14 @@ from lts_web.models import Membership, Team, is_team_admin
 from models_zoo.models import TrainingRun
 from models_zoo.proxy_checks.models import ProxyCheck
 from notifications.core import (
-    EVENTS, MAX_EVENTS, SIGNATURE_HEADER, DeliveryError, check_reachable, check_secret, post, sign,
+    EVENTS,
+    MAX_EVENTS,
+    SIGNATURE_HEADER,
+    DeliveryError,
+    check_reachable,
+    check_secret,
+    post,
+    sign,
 )
 from notifications.models import Delivery, Webhook
 from searches.core.arch import ConfigError

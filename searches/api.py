@@ -5,7 +5,8 @@ from __future__ import annotations
 import csv
 import json
 import math
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import numpy as np
 from django.core.cache import cache
@@ -25,14 +26,14 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from lts_web.models import Team
-from lts_web.throttling import PredictThrottle, StartWorkThrottled
 from lts_web.pagination import LimitOffsetPagination
-from lts_web.parsers import JSONParser
 from lts_web.params import BadQuery, query_id, query_int
+from lts_web.parsers import JSONParser
+from lts_web.throttling import PredictThrottle, StartWorkThrottled
 from searches import services
 from searches.core.arch import Architecture, ConfigError
-from searches.core.cost_model import MIN_OBSERVATIONS
 from searches.core.cli import arch_record
+from searches.core.cost_model import MIN_OBSERVATIONS
 from searches.core.pareto import OBJECTIVES, pareto_front
 from searches.core.space import PRESETS
 from searches.filters import CandidateFilter, MeasurementFilter

@@ -1,4 +1,4 @@
-"""Devices and the shared measurement cache (issue 4); search jobs and candidates (issue 5)."""
+"""Devices and the shared measurement cache; search jobs and their candidates."""
 from __future__ import annotations
 
 from datetime import timedelta

@@ -1,8 +1,9 @@
 """REST serializers: parse and validate; writes happen in searches.services."""
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import fields as dataclass_fields
-from typing import Any, Mapping
+from typing import Any
 
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers

@@ -4,13 +4,21 @@ Pure Python (no Django): the REST serializer, the command line and the orchestra
 """
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from searches.core.arch import ConfigError
 from searches.core.evolution import SearchParams, propose_generation, propose_random
 from searches.core.pareto import OBJECTIVES, Constraints
-from searches.core.policy import (BATCH_DEFAULT, BATCH_LIMITS, EXPLORATION_DEFAULT, EXPLORATION_LIMITS, MIN_GAIN_DEFAULT,
-                                   MIN_GAIN_LIMITS, SCORE_SPACE_LIMIT)
+from searches.core.policy import (
+    BATCH_DEFAULT,
+    BATCH_LIMITS,
+    EXPLORATION_DEFAULT,
+    EXPLORATION_LIMITS,
+    MIN_GAIN_DEFAULT,
+    MIN_GAIN_LIMITS,
+    SCORE_SPACE_LIMIT,
+)
 from searches.core.profiling import ProfileSettings
 from searches.core.space import PRESETS, SearchSpace, get_space
 

@@ -31,8 +31,8 @@ from searches.core.profiling import BACKENDS, DEVICES, DTYPES, MODES, ProfileSet
 from searches.core.space import PRESETS
 from searches.models import Candidate, Device, Measurement, SearchJob
 from searches.permissions import can_change, visible_searches
-from searches.services import measured_keys
 from searches.serializers import SearchJobSerializer, SpacePreviewSerializer
+from searches.services import measured_keys
 from searches.specs import space_of
 
 DASHBOARD_PAGE_SIZE = 25

@@ -74,6 +74,8 @@ def test_workers_consume_the_configured_queues(compose, settings):
         assert worker[:4] == ["celery", "-A", "lts_web", "worker"]
         consumed |= set(_option(worker, "-Q").split(","))
     assert consumed == set(settings.LTS_QUEUES)
+    routed = {route["queue"] for route in settings.CELERY_TASK_ROUTES.values()}
+    assert routed == set(settings.LTS_QUEUES), "a queue nothing is routed to, or one no worker consumes"
     assert _option(_command(services["generator"]), "-Q") == "generate", "training never holds generation up"
     profiler = _command(services["profiler"])
     device = services["profiler"]["environment"]["LTS_DEVICE"]

@@ -55,7 +55,7 @@ class _Publisher:
         self._closed = False
         self._thread: threading.Thread | None = None
 
-    def __enter__(self) -> "_Publisher":
+    def __enter__(self) -> _Publisher:
         self._thread = threading.Thread(target=self._run, name="lts-generate-publisher", daemon=True)
         self._thread.start()
         return self

@@ -1,7 +1,7 @@
 """`make run`: the whole system on one machine, from one terminal.
 
 Starts (unless REDIS_URL is set) an embedded Redis, then migrates, makes sure the demo user exists, and runs a
-Celery worker for the control/proxy/train queues, one for the generate queue, a profiling worker for this machine's device queue,
+Celery worker for the control and train queues, one for the generate queue, a profiling worker for this machine's device queue,
 Celery beat and the web server (gunicorn). A process that dies is started again (with a growing pause if it keeps
 dying) while the others run on; Ctrl-C stops every process it started. With DATABASE_URL / REDIS_URL set it uses those
 instead (Postgres, a real Redis). DEBUG is off unless the environment sets DEBUG=1: the secret key is made once into
@@ -16,9 +16,9 @@ import subprocess
 import sys
 import time
 import webbrowser
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from workers.embedded_redis import EmbeddedRedis
 
@@ -221,7 +221,7 @@ def main() -> int:
         # side by side), each keeping its recently used models loaded, sharing the cores between them.
         generate_env = {"LTS_GENERATE_THREADS": str(max(1, (os.cpu_count() or 1) // 3)), **env}
         children = [
-            ("worker", [*celery, "worker", "-n", "main@%h", "-Q", "control,proxy,train", "--concurrency", "2",
+            ("worker", [*celery, "worker", "-n", "main@%h", "-Q", "control,train", "--concurrency", "2",
                         "-l", "INFO"], env),
             ("generator", [*celery, "worker", "-n", "generate@%h", "-Q", "generate", "--concurrency", "3",
                            "-l", "INFO"], generate_env),

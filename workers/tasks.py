@@ -6,16 +6,16 @@ import logging
 import multiprocessing
 import platform
 import socket
-from typing import Iterator
+from collections.abc import Iterator
 
 from celery import shared_task
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, close_old_connections
 
+from searches import services
 from searches.core.arch import Architecture, ConfigError
 from searches.core.profiling import ProfilingError, profile
 from searches.models import Device, Measurement
-from searches import services
 from searches.queues import broker_lost_data
 from workers.heartbeat import Heartbeat
 

@@ -11,7 +11,8 @@ import logging
 import socket
 import threading
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from celery import shared_task
 from django.conf import settings

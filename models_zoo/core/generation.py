@@ -10,12 +10,13 @@ import math
 import os
 import threading
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, cast
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerBase, StoppingCriteria
+from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase, StoppingCriteria
 from transformers.generation.streamers import BaseStreamer
 
 from searches.core.arch import ConfigError
@@ -60,7 +61,7 @@ class SamplingSettings:
     seed: int | None = None
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any], limits: GenerationLimits | None = None) -> "SamplingSettings":
+    def from_dict(cls, data: Mapping[str, Any], limits: GenerationLimits | None = None) -> SamplingSettings:
         """Validate every field (GenerationError with one message per bad field), defaults for missing ones."""
         limits = limits or GenerationLimits()
         errors: dict[str, str] = {}
@@ -121,7 +122,7 @@ class SamplingSettings:
 
 @dataclass
 class LoadedModel:
-    model: torch.nn.Module
+    model: PreTrainedModel
     tokenizer: PreTrainedTokenizerBase
     nbytes: int  # parameters and buffers: what keeping it loaded costs
     load_s: float
@@ -223,20 +224,24 @@ class _Streamer(BaseStreamer):
             return
         self.ids.extend(int(i) for i in value.reshape(-1).tolist())
         self.times.append(time.perf_counter())
-        if self.on_text is not None:
-            self._emit(final=False)
+        self._emit(final=False)
 
     def end(self) -> None:
-        if self.on_text is not None:
-            self._emit(final=True)
+        self._emit(final=True)
 
     def _emit(self, final: bool) -> None:
-        decode = lambda ids: self.tokenizer.decode(ids, skip_special_tokens=True)  # noqa: E731
-        prefix = decode(self.ids[self.prefix_offset:self.read_offset])
-        text = decode(self.ids[self.prefix_offset:])
+        if self.on_text is None:
+            return
+        prefix = _decode(self.tokenizer, self.ids[self.prefix_offset:self.read_offset])
+        text = _decode(self.tokenizer, self.ids[self.prefix_offset:])
         if len(text) > len(prefix) and (final or not text.endswith("\ufffd")):
             self.on_text(text[len(prefix):], len(self.ids))
             self.prefix_offset, self.read_offset = self.read_offset, len(self.ids)
+
+
+def _decode(tokenizer: PreTrainedTokenizerBase, ids: list[int]) -> str:
+    # decode is typed str | list[str]: a list of sequences gives a list, one sequence (as here) a str.
+    return cast(str, tokenizer.decode(ids, skip_special_tokens=True))
 
 
 class _Stop(StoppingCriteria):
@@ -251,7 +256,8 @@ class _Stop(StoppingCriteria):
             self.reason, stop = "time_limit", True
         elif self.should_stop is not None and self.should_stop():
             self.reason, stop = "cancelled", True
-        return torch.full((input_ids.shape[0],), stop, dtype=torch.bool, device=input_ids.device)
+        flags = torch.full((input_ids.shape[0],), stop, dtype=torch.bool, device=input_ids.device)
+        return cast(torch.BoolTensor, flags)  # a bool tensor: what StoppingCriteria declares
 
 
 def encode_prompt(tokenizer: PreTrainedTokenizerBase, prompt: str, limits: GenerationLimits,
@@ -287,7 +293,7 @@ def generate(loaded: LoadedModel, prompt: str, settings: SamplingSettings, *,
     limits = limits or GenerationLimits()
     start = time.perf_counter()
     model, tokenizer = loaded.model, loaded.tokenizer
-    max_positions = int(getattr(model.config, "n_positions", None) or getattr(model.config, "max_position_embeddings"))
+    max_positions = int(getattr(model.config, "n_positions", None) or model.config.max_position_embeddings)
     ids = encode_prompt(tokenizer, prompt, limits, max_positions, settings.max_new_tokens)
     streamer = _Streamer(tokenizer, on_text)
     stop = _Stop(should_stop, start + limits.time_limit_s)
@@ -295,7 +301,7 @@ def generate(loaded: LoadedModel, prompt: str, settings: SamplingSettings, *,
         torch.manual_seed(settings.seed)
     eos = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else model.config.eos_token_id
     with torch.inference_mode():
-        output = model.generate(
+        output = model.generate(  # type: ignore[operator]  # GenerationMixin's, which causal LM classes add
             torch.tensor([ids]), attention_mask=torch.ones(1, len(ids), dtype=torch.long),
             streamer=streamer, stopping_criteria=[stop], pad_token_id=eos, eos_token_id=eos,
             **settings.generate_kwargs(),
@@ -311,7 +317,7 @@ def generate(loaded: LoadedModel, prompt: str, settings: SamplingSettings, *,
     first = streamer.times[0] if streamer.times else end
     decode_s = (streamer.times[-1] - first) if len(streamer.times) > 1 else 0.0
     return GenerationResult(
-        text=tokenizer.decode(new_ids, skip_special_tokens=True), token_ids=new_ids, prompt_tokens=len(ids),
+        text=_decode(tokenizer, new_ids), token_ids=new_ids, prompt_tokens=len(ids),
         stopped_by=stopped_by, time_to_first_token_s=first - start, generate_s=end - start,
         tokens_per_s=(len(streamer.times) - 1) / decode_s if decode_s > 0 else 0.0, settings=settings.to_dict(),
     )

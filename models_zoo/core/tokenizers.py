@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable, Sequence
+from typing import TYPE_CHECKING
 
 from searches.core.arch import ConfigError
 
@@ -128,7 +129,7 @@ def train_bpe(texts: Iterable[str], vocab_size: int, *, min_frequency: int = 2) 
     model = json.loads(bpe._tokenizer.to_str())["model"]
     # Rebuilt as a GPT2Tokenizer so a saved run says tokenizer_class "GPT2Tokenizer", like every GPT-2 checkpoint.
     # Merges as (left, right) tuples: the Rust BPE refuses "left right" strings despite the list[str] annotation.
-    tokenizer = GPT2Tokenizer(vocab=model["vocab"], merges=[tuple(m) for m in model["merges"]])  # type: ignore[misc]
+    tokenizer = GPT2Tokenizer(vocab=model["vocab"], merges=[tuple(m) for m in model["merges"]])  # type: ignore[misc]  # tuples: see above
     return validate_tokenizer(tokenizer, what=f"trained BPE ({vocab_size} requested)")
 
 

@@ -21,9 +21,10 @@ import os
 import random
 import tempfile
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Mapping, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -228,7 +229,7 @@ class TrainConfig:
         return " or ".join(parts) + (", whichever came first" if len(parts) > 1 else "")
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "TrainConfig":
+    def from_dict(cls, data: Mapping[str, Any]) -> TrainConfig:
         if not isinstance(data, Mapping):
             raise TrainConfigError({"config": f"must be a JSON object, got {type(data).__name__}"})
         known = {f.name for f in fields(cls)}

@@ -13,7 +13,11 @@ from lts_web.throttling import StartWorkThrottled
 from models_zoo.permissions import CanChange, visible
 from models_zoo.proxy_checks import services
 from models_zoo.proxy_checks.models import ProxyCheck, ProxyCheckRun
-from models_zoo.proxy_checks.serializers import ProxyCheckCreateSerializer, ProxyCheckDetailSerializer, ProxyCheckSerializer
+from models_zoo.proxy_checks.serializers import (
+    ProxyCheckCreateSerializer,
+    ProxyCheckDetailSerializer,
+    ProxyCheckSerializer,
+)
 from searches.core.arch import ConfigError
 
 

@@ -1,4 +1,4 @@
-"""Proxy checks (issue 9): K architectures trained through the normal training path, and how well the LTS proxy
+"""Proxy checks: K architectures trained through the normal training path, and how well the LTS proxy
 ranked them by validation perplexity."""
 from __future__ import annotations
 

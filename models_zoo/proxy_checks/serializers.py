@@ -5,13 +5,13 @@ from typing import Any
 
 from rest_framework import serializers
 
-from lts_web.serializers import RefuseUnknownFields
 from lts_web.fields import IdField
+from lts_web.serializers import RefuseUnknownFields
 from models_zoo.models import Dataset
 from models_zoo.permissions import visible
-from models_zoo.serializers import resolve_team
 from models_zoo.proxy_checks import services
 from models_zoo.proxy_checks.models import ProxyCheck
+from models_zoo.serializers import resolve_team
 from searches.permissions import visible_searches
 
 

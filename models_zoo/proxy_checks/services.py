@@ -13,7 +13,8 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
@@ -95,7 +96,7 @@ def _pool(errors: dict[str, str], preset: str | None, space: Mapping[str, Any] |
         parsed = PRESETS[preset]
     else:
         try:
-            parsed = SearchSpace.from_dict(space)  # type: ignore[arg-type]
+            parsed = SearchSpace.from_dict(space)  # type: ignore[arg-type]  # the request's value: from_dict checks any
         except ConfigError as exc:
             errors.update({k if k == "space" else f"space.{k}": v for k, v in exc.errors.items()})
             return [], [], None

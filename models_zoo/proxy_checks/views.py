@@ -14,8 +14,8 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from lts_web.models import teams_of
-from lts_web.throttling import throttle_start_work
 from lts_web.params import query_id
+from lts_web.throttling import throttle_start_work
 from models_zoo.models import Dataset
 from models_zoo.permissions import can_change, visible
 from models_zoo.proxy_checks import services

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from lts_web.errors import Conflict
 from models_zoo.core import HISTORY_POINTS, thin_history
-from models_zoo.services.datasets import *  # noqa: F401,F403
+from models_zoo.services.datasets import *  # noqa: F403 - re-exported: the package's public names
 from models_zoo.services.datasets import __all__ as _datasets
-from models_zoo.services.training import *  # noqa: F401,F403
+from models_zoo.services.training import *  # noqa: F403 - re-exported: the package's public names
 from models_zoo.services.training import __all__ as _training
-from models_zoo.services.zoo import *  # noqa: F401,F403
+from models_zoo.services.zoo import *  # noqa: F403 - re-exported: the package's public names
 from models_zoo.services.zoo import __all__ as _zoo
 
 __all__ = ["Conflict", "HISTORY_POINTS", "thin_history", *_datasets, *_training, *_zoo]

@@ -2,5 +2,5 @@
 Importable from a notebook or a receiver's own code (``verify``)."""
 from __future__ import annotations
 
-from notifications.core.webhooks import *  # noqa: F401,F403
-from notifications.core.webhooks import __all__  # noqa: F401
+from notifications.core.webhooks import *  # noqa: F403 - re-exported: the package's public names
+from notifications.core.webhooks import __all__  # noqa: F401 - the package's public names are the module's

@@ -8,8 +8,8 @@ import http.client
 import ipaddress
 import socket
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Callable, Mapping
 from urllib.parse import urlsplit
 
 __all__ = [
@@ -149,10 +149,10 @@ def check_reachable(url: object, *, allow_private: bool = False) -> str | None:
     """``check_url``, then where its host points now (``resolve``): the message for a URL a webhook may not have, or
     None. Each delivery checks again: DNS answers change."""
     message = check_url(url)
-    if message:
+    if message or not isinstance(url, str):  # a non-string has check_url's message
         return message
     try:
-        resolve(*_host_port(url), allow_private=allow_private)  # type: ignore[arg-type]
+        resolve(*_host_port(url), allow_private=allow_private)
     except DeliveryError as exc:
         return str(exc)
     return None
@@ -184,7 +184,7 @@ def _connection(scheme: str, host: str, port: int, address: str, timeout_s: floa
     its SNI and certificate check. http.client follows no redirects."""
     cls = http.client.HTTPSConnection if scheme == "https" else http.client.HTTPConnection
     connection = cls(host, port, timeout=timeout_s)
-    connection._create_connection = (  # type: ignore[attr-defined]
+    connection._create_connection = (  # type: ignore[attr-defined]  # http.client's private seam for the socket
         lambda _addr, timeout, source=None: socket.create_connection((address, port), timeout, source))
     return connection
 

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import transformers
@@ -98,7 +99,7 @@ class Architecture:
         object.__setattr__(self, "dropatt", float(self.dropatt))
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "Architecture":
+    def from_dict(cls, data: Mapping[str, Any]) -> Architecture:
         """Build from a JSON-like mapping; unknown keys and a wrong arch_type are errors."""
         if not isinstance(data, Mapping):
             raise ArchitectureError({"config": f"must be a JSON object, got {type(data).__name__}"})

@@ -5,8 +5,9 @@ Kept in the core (no Django) so that the command is a thin wrapper and the logic
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 

@@ -25,9 +25,10 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
-from typing import Any, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
 
 import numpy as np
 from scipy.optimize import nnls
@@ -353,7 +354,7 @@ def fit_cost_model(settings: ProfileSettings, observations: Sequence[Observation
         models[target], held = _fit_target(target, X, y, coverage, folds)
         heldout[unit], heldout[f"{target}_pred"] = y.tolist(), held.tolist()
     digest = fitted_on_digest([a.archid for a in archs])
-    stamp = (now or datetime.now(timezone.utc)).isoformat(timespec="seconds")
+    stamp = (now or datetime.now(UTC)).isoformat(timespec="seconds")
     return CostModel(settings=settings, latency=models["latency"], memory=models["memory"], measurements=len(rows),
                      fitted_on=digest, fitted_at=stamp, heldout=heldout)
 

@@ -8,8 +8,9 @@ and the hypervolume come from moocore (O(n log n) dimension sweeps for 2 and 3 o
 """
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Literal, Mapping, Sequence
+from typing import Any, Literal
 
 import moocore
 import numpy as np
@@ -142,7 +143,8 @@ class Constraints:
                 errors[name] = f"must be a non-negative number or null, got {value!r}"
             elif value is not None and not value <= CONSTRAINT_LIMITS[name]:
                 errors[name] = f"must be at most {CONSTRAINT_LIMITS[name]:g} or null, got {value!r}"
-        if not errors and None not in (self.min_proxy, self.max_proxy) and self.min_proxy > self.max_proxy:  # type: ignore[operator]
+        if (not errors and self.min_proxy is not None and self.max_proxy is not None
+                and self.min_proxy > self.max_proxy):
             errors["max_proxy"] = f"must be at least min_proxy ({self.min_proxy}), got {self.max_proxy}"
         if errors:
             raise ConstraintsError(errors)

@@ -9,7 +9,7 @@ space-filling design points to add (``design``).
 """
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -157,8 +157,9 @@ def _front_mask(points: np.ndarray, maximise: np.ndarray) -> np.ndarray:
     return pareto_mask(points, [MAXIMIZE if m else MINIMIZE for m in maximise])
 
 
-def greedy_hypervolume(candidates: Sequence[Sequence[float]], measured: Sequence[Sequence[float]],
-                       directions: Sequence[str], ref: Sequence[float], k: int, *, min_gain: float = 0.0) -> list[int]:
+def greedy_hypervolume(candidates: Sequence[Sequence[float]] | np.ndarray,
+                       measured: Sequence[Sequence[float]] | np.ndarray, directions: Sequence[str],
+                       ref: Sequence[float], k: int, *, min_gain: float = 0.0) -> list[int]:
     """Up to ``k`` indices of ``candidates`` (predicted objective points), each the one that adds most hypervolume
     (against ``ref``) to ``measured`` plus the ones picked before it; stops early when the best gain is at most
     ``min_gain`` times the current hypervolume.

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Iterable
 from datetime import timedelta
-from typing import Any, Iterable
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
@@ -29,8 +30,15 @@ from searches.core.policy import choose_to_measure, design, design_top_up, polic
 from searches.models import Candidate, Device, Measurement, SearchJob
 from searches.services.measurements import do_request_measurement, do_retry_measurement
 from searches.services.predictor import cache_cutoff, measurement_key, snapshot_cost_model
-from searches.specs import (exploration, measure_policy, profile_settings, proposer, scoring_params, search_params,
-                           space_of)
+from searches.specs import (
+    exploration,
+    measure_policy,
+    profile_settings,
+    proposer,
+    scoring_params,
+    search_params,
+    space_of,
+)
 
 __all__ = [
     "candidate_objectives",

@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 from django.conf import settings
 from django.db import IntegrityError, transaction

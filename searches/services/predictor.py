@@ -8,9 +8,10 @@ refits first when the stored fit is stale. Reads (the device page, the list endp
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Any, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.db.models import Count, Q, QuerySet
@@ -192,4 +193,4 @@ def snapshot_cost_model(device: Device, settings: ProfileSettings, *, cutoff: in
     rows = _finished(device, measurement_key(settings)).filter(Q(id__lte=cutoff) | Q(id__in=measurement_ids))
     observations = [Observation(Architecture.from_dict(config), latency, memory)
                     for config, latency, memory in rows.values_list("config", "latency_median_s", "peak_memory_mb")]
-    return fit_cost_model(settings, observations, now=datetime(2000, 1, 1, tzinfo=timezone.utc))
+    return fit_cost_model(settings, observations, now=datetime(2000, 1, 1, tzinfo=UTC))

@@ -19,7 +19,7 @@ from tests.conftest import ROOT, wait_for
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright for Python is not installed "
-                                                               "(pip install -r requirements.txt)")
+                                                               "(pip install -r requirements-dev.txt)")
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 if CHROMIUM is None:
     pytest.skip("no chromium executable: apt-get install chromium (.ci/run does)", allow_module_level=True)

@@ -13,7 +13,7 @@ from notifications import services
 from notifications.models import Delivery, Webhook
 from searches import services as search_services
 from tests.browser.test_dashboard import CHROMIUM, CHROMIUM_ARGS, _fill, _orm, _shot, login, sync_api, watch
-from tests.models_zoo.conftest import FAST_CONFIG, TINY_ARCH, corpus, dataset, roots, sent  # noqa: F401
+from tests.models_zoo.conftest import FAST_CONFIG, TINY_ARCH, corpus, dataset, roots, sent  # noqa: F401  (fixtures)
 from tests.notifications.conftest import Receiver
 from tests.searches.factories import spec
 
@@ -165,7 +165,7 @@ def test_notify_me_when_a_search_ends(live_server, actors, browser, queued):
     assert not errors, errors
 
 
-def test_notify_me_on_a_training_run_page_survives_its_reload(live_server, actors, dataset, browser):  # noqa: F811
+def test_notify_me_on_a_training_run_page_survives_its_reload(live_server, actors, dataset, browser):
     run = _orm(lambda: zoo_services.do_start_training(owner=actors.alice, team=actors.acme, dataset=dataset,
                                                       tokenizer="bpe:400", config=FAST_CONFIG,
                                                       architecture=TINY_ARCH, name="tiny", dispatch=False))

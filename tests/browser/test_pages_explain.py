@@ -1,10 +1,9 @@
-"""Issue 19, in a real browser: pages that explain themselves and numbers that mean one thing everywhere. The data is
+"""In a real browser: pages that explain themselves and numbers that mean one thing everywhere. The data is
 made before the browser starts (searches run by the test, as tests/searches do; no workers), so these run in seconds.
 Screenshots of every page land under var/screenshots/ (tests/browser/conftest.py); the chart pages get one more
 after their charts are drawn."""
 from __future__ import annotations
 
-import json
 import re
 
 import pytest

@@ -15,8 +15,8 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 @pytest.fixture
 def predicted_job(actors, outbox):
     """A finished tiny search with measure "predicted", measured by the in-process fake profiler; no task is sent."""
-    from tests.searches.test_jobs_policy import smooth, tiny
     from tests.searches.factories import run_job
+    from tests.searches.test_jobs_policy import smooth, tiny
 
     Device.objects.create(name="edge-1", last_heartbeat=timezone.now(), backends=["torch"],
                           hardware={"cpu_model": "Test CPU", "cpu_cores_logical": 2})

@@ -48,7 +48,7 @@ def test_zoo_and_run_charts_draw(live_server, actors, zoo):
                 assert page.locator(f"#{chart} .scatterlayer .point").count() >= len(MODELS)
             _shot(page, "zoo-list")
             page.goto(f"{live_server.url}/zoo/runs/{zoo.pk}/")
-            # queued, nothing logged yet: a sentence, not bare axes (issue 19)
+            # queued, nothing logged yet: a sentence, not bare axes
             page.wait_for_selector("#loss-empty", state="visible", timeout=30_000)
             assert page.locator("#loss-chart").is_hidden() and "No loss yet" in page.locator("#loss-empty").inner_text()
             assert _orm(lambda: ZooModel.objects.count()) == len(MODELS)

@@ -155,7 +155,7 @@ def test_concurrent_generations_per_user_are_limited(api_client, actors, zoo_mod
 
 def test_a_worker_slower_than_the_redis_socket_timeout_still_streams(api_client, actors, zoo_model, settings,
                                                                      monkeypatch):
-    """Issue 17: the reader's XREAD blocked longer than its client's socket timeout, so a worker that answered late
+    """The reader's XREAD once blocked longer than its client's socket timeout, so a worker that answered late
     (a model loading on a busy machine) turned the stream into a 500. A 0.3 s socket timeout here stands for 5 s; the
     stand-in worker's first event and its model load each take 0.6 s, past it."""
     from lts_web import queueing

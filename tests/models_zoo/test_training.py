@@ -18,8 +18,8 @@ from models_zoo.core import CHECKPOINT_NAME
 from models_zoo.models import TrainingRun, ZooModel
 from searches.core.arch import Architecture
 from searches.models import Device, Measurement
-from tests.models_zoo.conftest import FAST_CONFIG, TINY_ARCH
 from tests.conftest import wait_for
+from tests.models_zoo.conftest import FAST_CONFIG, TINY_ARCH
 from workers.training import execute_training
 
 pytestmark = pytest.mark.django_db
@@ -47,13 +47,7 @@ def _measure(arch: Architecture, device: Device, latency: float, memory: float, 
                                       latency_p90_s=latency * 1.1, peak_memory_mb=memory)
 
 
-def test_a_run_trains_exports_to_the_zoo_and_the_checkpoint_loads_and_generates(actors, dataset, sent, one_thread,
-                                                                               monkeypatch):
-    from lts_web import queueing
-
-    def profiled() -> list[dict]:
-        return [{k: m[k] for k in ("args", "queue", "task_id")} for m in sent.named(queueing.PROFILE_MEASUREMENT)]
-
+def test_a_run_trains_exports_to_the_zoo_and_the_checkpoint_loads_and_generates(actors, dataset, sent, one_thread):
     run = _start(actors, dataset)
     assert run.status == "queued" and run.total_steps == 30 and run.archid == Architecture.from_dict(TINY_ARCH).archid
     assert len(sent) == 1 and sent[0]["args"] == [run.pk] and sent[0]["queue"] == "train"
@@ -95,7 +89,9 @@ def test_a_run_trains_exports_to_the_zoo_and_the_checkpoint_loads_and_generates(
     # measured with; the zoo shows the searched one's figures, labelled, until then.
     own = Measurement.objects.get(archid=trained.archid)
     assert (own.device, own.seq_len, own.mode, own.batch_size, own.status) == (edge, 64, "prefill", 1, "pending")
-    assert profiled() == [{"args": [own.pk], "queue": edge.queue, "task_id": own.task_id}]
+    profiled = [m for m in sent if m["name"] == "workers.tasks.profile_measurement"]
+    assert profiled == [{"name": "workers.tasks.profile_measurement", "args": [own.pk], "queue": edge.queue,
+                         "task_id": own.task_id}]
     page = _page_as(actors.alice, f"/zoo/models/{model.pk}/")
     assert "the architecture as searched, not this model&#x27;s, whose vocabulary is 361" in page
     Measurement.objects.filter(pk=own.pk).update(status="done", latency_median_s=0.0031, latency_p10_s=0.003,
@@ -225,7 +221,7 @@ def test_history_is_thinned_but_keeps_evaluations_and_the_last_point():
 def test_finish_is_refused_without_the_claim(actors, dataset, sent):
     run = _start(actors, dataset)
     assert services.try_claim_training(run.pk, "w1")
-    assert services.do_finish_training(run.pk, "someone-else", result=None) is None  # type: ignore[arg-type]
+    assert services.do_finish_training(run.pk, "someone-else", result=None) is None
     assert not services.do_save_progress(run.pk, "someone-else", {"step": 5}, [])
     assert services.do_training_heartbeat(run.pk, "someone-else") == "lost"
     assert services.do_training_heartbeat(run.pk, "w1") == "ok"

@@ -9,7 +9,15 @@ import socket
 import pytest
 
 from notifications.core import (
-    MAX_URL_LENGTH, DeliveryError, check_secret, check_url, post, refused_reason, resolve, sign, verify,
+    MAX_URL_LENGTH,
+    DeliveryError,
+    check_secret,
+    check_url,
+    post,
+    refused_reason,
+    resolve,
+    sign,
+    verify,
 )
 
 

@@ -12,7 +12,7 @@ from models_zoo.proxy_checks.models import ProxyCheck
 from notifications import services
 from notifications.models import Delivery
 from searches import services as search_services
-from tests.models_zoo.conftest import FAST_CONFIG, TINY_ARCH, corpus, dataset, one_thread, roots, sent  # noqa: F401
+from tests.models_zoo.conftest import FAST_CONFIG, TINY_ARCH, corpus, dataset, one_thread, roots, sent  # noqa: F401  (fixtures)
 from tests.models_zoo.proxy_checks.conftest import create  # noqa: F401  (fixture)
 from tests.searches.conftest import device, no_messages  # noqa: F401  (fixtures)
 from tests.searches.factories import run_job, spec
@@ -111,7 +111,7 @@ def test_the_reaper_failing_a_run_emits_training_failed(actors, dataset, sent, w
     assert _events() == [("training.failed", webhook.pk)]
 
 
-def test_a_proxy_check_emits_proxy_check_finished_once_and_its_runs_nothing(create, webhook, sent_deliveries):  # noqa: F811
+def test_a_proxy_check_emits_proxy_check_finished_once_and_its_runs_nothing(create, webhook, sent_deliveries):
     check = create(sample_size=3)
     runs = [m.run_id for m in check.members.all()]
     zoo_services.do_fail_training(runs[0], None, "boom")  # a run of the check: no training.failed
@@ -128,7 +128,7 @@ def test_a_proxy_check_emits_proxy_check_finished_once_and_its_runs_nothing(crea
     assert body["url"].endswith(f"/proxy-checks/{check.pk}/")
 
 
-def test_a_cancelled_proxy_check_emits_nothing(create, webhook, sent_deliveries):  # noqa: F811
+def test_a_cancelled_proxy_check_emits_nothing(create, webhook, sent_deliveries):
     check = create(sample_size=3)
     assert check_services.do_cancel_proxy_check(check)
     assert ProxyCheck.objects.get(pk=check.pk).status == "cancelled"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.models_zoo.conftest import corpus, dataset, roots, sent  # noqa: F401
-from tests.models_zoo.proxy_checks.conftest import create  # noqa: F401
+from tests.models_zoo.conftest import corpus, dataset, roots, sent  # noqa: F401  (fixtures)
+from tests.models_zoo.proxy_checks.conftest import create  # noqa: F401  (fixtures)
 from tests.searches.factories import spec
 
 pytestmark = pytest.mark.django_db
@@ -16,7 +16,7 @@ def _button(html: str) -> str:
     return html[start:html.index("</button>", start)]
 
 
-def test_search_training_run_and_proxy_check_pages_offer_the_notification(client, actors, create, no_send):  # noqa: F811
+def test_search_training_run_and_proxy_check_pages_offer_the_notification(client, actors, create, no_send):
     from searches import services as search_services
 
     check = create(sample_size=3)

@@ -10,7 +10,7 @@ from django.core.management import call_command
 
 from searches import services
 from searches.models import SearchJob
-from tests.searches.factories import SMALL_SPACE, FAST_PROFILING, run_job, spec
+from tests.searches.factories import FAST_PROFILING, SMALL_SPACE, run_job, spec
 
 pytestmark = pytest.mark.django_db
 

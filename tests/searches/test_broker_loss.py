@@ -1,4 +1,4 @@
-"""A broker that lost its data (a Redis restarted without persistence) loses every queued message (issue 17: 8
+"""A broker that lost its data (a Redis restarted without persistence) loses every queued message (seen once: 8
 measurement messages lost, the search idle for 10 minutes). The reapers notice at their next pass and send again
 what waited, through the dispatch-once machinery, and the claim keeps a duplicate from measuring anything twice."""
 from __future__ import annotations
@@ -8,6 +8,8 @@ from django.db import transaction
 from django.utils import timezone
 from kombu import Connection
 
+import workers.tasks
+import workers.training
 from lts_web import queueing
 from lts_web.celery import app
 from models_zoo import services as zoo_services
@@ -19,8 +21,6 @@ from searches.core.profiling.stats import LatencyStats
 from searches.models import Device, SearchJob
 from searches.queues import broker_lost_data, messages_in_broker
 from tests.searches.factories import spec
-import workers.tasks
-import workers.training
 from workers.embedded_redis import EmbeddedRedis
 from workers.tasks import profile_measurement, reap_stale_work
 from workers.training import reap_training

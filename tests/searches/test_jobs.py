@@ -11,7 +11,8 @@ from searches.core.evolution import run_search
 from searches.models import Candidate, Device, Measurement, SearchJob
 from searches.specs import search_params, space_of
 from tests.searches.factories import complete_measurements as _complete_measurements
-from tests.searches.factories import fake_objectives, run_job as _run, spec
+from tests.searches.factories import fake_objectives, spec
+from tests.searches.factories import run_job as _run
 
 pytestmark = pytest.mark.django_db
 

@@ -11,7 +11,7 @@ import pytest
 from searches import services
 from searches.core.cost_model import MIN_OBSERVATIONS
 from searches.core.pareto import OBJECTIVES, hypervolume, pareto_mask
-from searches.models import Candidate, Measurement, SearchJob
+from searches.models import Measurement, SearchJob
 from searches.specs import profile_settings
 from tests.searches.core.test_cost_model import _truth
 from tests.searches.factories import FAST_PROFILING, complete_measurements, run_job, spec

@@ -1,4 +1,4 @@
-"""The shared measurement cache, device routing, heartbeats and the reaper (issue 4, Django side)."""
+"""The shared measurement cache, device routing, heartbeats and the reaper (the Django side)."""
 from __future__ import annotations
 
 import io

@@ -124,7 +124,7 @@ def test_detail_page_wires_the_live_view(client, actors, finished_job):
         assert f'id="{chart}"' in page
     assert '<script type="module" src="/static/plotly/plotly-lts.js">' in page
     assert '<script type="module" src="/static/searches/detail/main.js">' in page  # after Plotly.js, in order
-    # the column names of the points come from the page data, as the API names them (issue 18 §4)
+    # the column names of the points come from the page data, as the API names them, not from a copy in the script
     from searches.api import POINT_COLUMNS
     assert json.dumps(list(POINT_COLUMNS)) in page and '"columns_from_config": ["vocab_size", "max_sequence_length"]' in page
     assert f"/api/v1/searches/{finished_job.pk}/export.csv/" in page

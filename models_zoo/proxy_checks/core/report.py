@@ -8,7 +8,8 @@ shown beside the proxy because at short budgets they can rank better.
 """
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from .stats import JUDGE_MODELS, JUDGE_P, MIN_MODELS, correlate, summarize
 

@@ -13,7 +13,7 @@ median of 1.42 decades of the proxy, no better than uniform draws (1.50); equal 
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

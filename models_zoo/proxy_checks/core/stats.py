@@ -13,8 +13,9 @@ An interval that contains zero is called inconclusive, whatever the estimate say
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 from scipy import stats as _scipy
@@ -111,8 +112,9 @@ def kendall_batch(x: np.ndarray, y: np.ndarray) -> np.ndarray:
 _BATCH = {"spearman": spearman_batch, "kendall": kendall_batch}
 
 
-def bootstrap_interval(x: Sequence[float], y: Sequence[float], method: str, *, resamples: int = 2000,
-                       confidence: float = 0.95, seed: int = 0) -> tuple[float | None, float | None, int]:
+def bootstrap_interval(x: Sequence[float] | np.ndarray, y: Sequence[float] | np.ndarray, method: str, *,
+                       resamples: int = 2000, confidence: float = 0.95,
+                       seed: int = 0) -> tuple[float | None, float | None, int]:
     """(low, high, defined resamples): the percentile bootstrap interval of ``method`` ("spearman" or "kendall")
     over paired resamples of the models. Deterministic for a seed. (None, None, n) when fewer than half of the
     resamples have a defined coefficient."""

@@ -12,7 +12,8 @@ import platform
 import signal
 import time
 import traceback
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from searches.core.arch import Architecture, build_model
 
@@ -444,6 +445,6 @@ def _host_gate(payload: dict[str, Any], s: ProfileSettings) -> HostGate | None:
     return HostGate(payload.get("host_reference_s"), tolerance=s.host_tolerance, wait_s=s.host_wait_s)
 
 
-def _repeat(timed: Callable[[], float], s: ProfileSettings) -> LatencyStats:
+def _repeat(timed: Callable[[], float | None], s: ProfileSettings) -> LatencyStats:
     return repeat_until_stable(timed, rel_tolerance=s.rel_tolerance, min_repeats=s.min_repeats,
                                max_repeats=s.max_repeats, max_seconds=s.max_seconds)

@@ -28,7 +28,7 @@ def install() -> bool:
         from torch.onnx._internal.exporter import _registration
 
         registry_cls = _registration.ONNXRegistry
-        build = registry_cls.from_torchlib.__func__
+        build = registry_cls.from_torchlib.__func__  # type: ignore[attr-defined]  # a classmethod: its function
     except (ImportError, AttributeError):
         return False
     built: dict[tuple[Any, ...], Any] = {}
@@ -41,7 +41,7 @@ def install() -> bool:
         registry.functions = {target: list(metas) for target, metas in built[key].functions.items()}
         return registry
 
-    registry_cls.from_torchlib = classmethod(from_torchlib)
+    registry_cls.from_torchlib = classmethod(from_torchlib)  # type: ignore[method-assign,assignment]  # the patch itself
     registry_cls.from_torchlib()
     _installed = True
     return True

@@ -7,7 +7,8 @@ on the Device row), the profiler against the machine it runs on, before it forks
 from __future__ import annotations
 
 import os
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from .settings import MAX_PROFILE_SECONDS, MAX_THREADS, ProfileSettings
 

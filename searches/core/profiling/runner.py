@@ -153,7 +153,7 @@ def profile(
         onnx_file_bytes=onnx_file_bytes, device=device, versions=library_versions(),
         wall_time_s=time.monotonic() - started, phases_s=phases, background_cpu=measured["background_cpu"],
         host=measured.get("host"),
-        measured_at=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        measured_at=_dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
     )
 
 

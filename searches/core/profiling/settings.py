@@ -1,8 +1,9 @@
 """What to measure and how hard to try: ProfileSettings, validated field by field."""
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
-from typing import Any, Mapping
+from typing import Any
 
 from searches.core.arch import Architecture, ConfigError
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 import math
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 __all__ = ["LatencyStats", "latency_stats", "median_ci95", "repeat_until_stable"]
 

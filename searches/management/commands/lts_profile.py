@@ -8,10 +8,10 @@ import time
 
 from django.core.management.base import BaseCommand, CommandError
 
+from searches import services
 from searches.core.arch import Architecture, ConfigError
 from searches.core.profiling import BACKENDS, DTYPES, MODES, ProfileSettings, ProfilingError, largest_dims, profile
 from searches.models import Device, Measurement
-from searches import services
 
 
 def measurement_json(m: Measurement, *, cached: bool) -> dict:
@@ -76,7 +76,7 @@ class Command(BaseCommand):
                 pending.append((number, {"valid": False, "line": number, "error": f"not JSON: {exc.msg}"}))
             except ConfigError as exc:
                 pending.append((number, {"valid": False, "line": number, "error": str(exc)}))
-        for number, item in pending:
+        for _number, item in pending:
             if isinstance(item, dict):
                 self._emit(item)
                 continue

@@ -18,7 +18,9 @@ _VERBS = ["sees", "loves", "guards", "fears", "finds", "leaves", "keeps", "names
 
 def write_corpus(path: Path, lines: int = 1200, seed: int = 0) -> Path:
     rng = np.random.default_rng(seed)
-    pick = lambda words: words[int(rng.integers(len(words)))]  # noqa: E731
+    def pick(words):
+        return words[int(rng.integers(len(words)))]
+
     text = "".join(
         f"The {pick(_ADJS)} {pick(_NOUNS)} {pick(_VERBS)} the {pick(_NOUNS)}.\n" for _ in range(lines)
     )

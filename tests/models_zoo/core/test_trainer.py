@@ -14,7 +14,6 @@ import numpy as np
 import pytest
 import torch
 
-from models_zoo.core import trainer
 from models_zoo.core import (
     CHECKPOINT_NAME,
     DataError,
@@ -28,6 +27,7 @@ from models_zoo.core import (
     model_from_checkpoint,
     save_tokenizer,
     train,
+    trainer,
 )
 from models_zoo.core import trainer as trainer_module
 

@@ -100,7 +100,7 @@ def test_small_vocabulary_has_no_out_of_range_special_tokens() -> None:
 )
 def test_invalid_configs_name_the_field(config: object, field: str, fragment: str) -> None:
     with pytest.raises(ArchitectureError) as info:
-        Architecture.from_dict(config)  # type: ignore[arg-type]
+        Architecture.from_dict(config)  # type: ignore[arg-type]  # bad input on purpose
     assert fragment in info.value.errors[field]
     assert field in str(info.value)
 

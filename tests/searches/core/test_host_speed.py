@@ -2,7 +2,7 @@
 budget. A scripted probe and a fake clock: no timing here depends on the machine."""
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 import pytest
 

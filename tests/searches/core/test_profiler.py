@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import math
 import os
-import threading
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -27,8 +27,8 @@ from searches.core.profiling import (
     describe_device,
     latency_stats,
     profile,
+    runner,
 )
-from searches.core.profiling import runner
 from searches.core.profiling.device import gpu_names
 from searches.core.profiling.settings import MAX_BATCH_TOKENS, MAX_PROFILE_SECONDS, MAX_REPEATS, MAX_THREADS, MAX_WARMUP
 from searches.core.profiling.stats import median_ci95, repeat_until_stable
@@ -99,7 +99,7 @@ def test_concurrent_onnxruntime_profiles_use_their_own_directories(monkeypatch: 
     real = runner.tempfile.TemporaryDirectory
 
     def recording(*args: object, **kwargs: object) -> object:
-        tmp = real(*args, **kwargs)  # type: ignore[call-overload]
+        tmp = real(*args, **kwargs)  # type: ignore[call-overload]  # passed through as given
         made.append(tmp.name)
         return tmp
 
@@ -152,7 +152,7 @@ def _forkserver_children() -> list[psutil.Process]:
 ])
 def test_child_failure_is_a_clear_error(fault: str, reason: str, text: str) -> None:
     with pytest.raises(ProfilingError) as info:
-        profile(SMALL, ProfileSettings(**FAST), _fault=fault)  # type: ignore[arg-type]
+        profile(SMALL, ProfileSettings(**FAST), _fault=fault)  # type: ignore[arg-type]  # the test-only fault names
     assert info.value.reason == reason and text in str(info.value)
     if fault == "raise":
         assert "Traceback" in info.value.details
@@ -176,7 +176,7 @@ def test_failed_export_leaves_no_directory(monkeypatch: pytest.MonkeyPatch) -> N
     real = runner.tempfile.TemporaryDirectory
 
     def recording(*args: object, **kwargs: object) -> object:
-        tmp = real(*args, **kwargs)  # type: ignore[call-overload]
+        tmp = real(*args, **kwargs)  # type: ignore[call-overload]  # passed through as given
         made.append(tmp.name)
         return tmp
 
@@ -239,7 +239,7 @@ def test_settings_defaults_key_and_round_trip() -> None:
 ])
 def test_settings_errors_name_the_field(kwargs: dict[str, object], field: str) -> None:
     with pytest.raises(ProfileSettingsError) as info:
-        ProfileSettings(**kwargs)  # type: ignore[arg-type]
+        ProfileSettings(**kwargs)  # type: ignore[arg-type]  # bad input on purpose
     assert field in info.value.errors
 
 

@@ -1,4 +1,4 @@
-"""A fresh profiling worker is warmed before its first timed measurement (issue 19: a fresh worker's first
+"""A fresh profiling worker is warmed before its first timed measurement (without it a fresh worker's first
 measurements were 2-3x slower than their siblings', 120.7 ms against 34.9 ms, and one became a frontier point)."""
 from __future__ import annotations
 
@@ -12,8 +12,7 @@ from typing import Any
 import pytest
 
 from searches.core.arch import Architecture
-from searches.core.profiling import ProfileSettings, profile
-from searches.core.profiling import runner
+from searches.core.profiling import ProfileSettings, profile, runner
 
 ROOT = Path(__file__).resolve().parents[3]
 # bench/profiling.py's repeatability goal: two measurements of the same architecture within 3% (median difference).

@@ -9,12 +9,13 @@ from searches.core.arch import Architecture
 from searches.core.profiling import (
     ProfileSettings,
     ProfilingError,
+    child,
     device_limit_errors,
     largest_dims,
     profile,
+    runner,
     working_memory_mb,
 )
-from searches.core.profiling import child, runner
 from searches.core.space import PRESETS
 
 SMALL = Architecture(2, 32, 64, 2, vocab_size=256, max_sequence_length=128)

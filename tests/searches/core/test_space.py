@@ -137,7 +137,7 @@ def test_json_round_trip(space: SearchSpace) -> None:
 )
 def test_invalid_spaces_name_the_field(document: object, field: str, fragment: str) -> None:
     with pytest.raises(SearchSpaceError) as info:
-        SearchSpace.from_dict(document)  # type: ignore[arg-type]
+        SearchSpace.from_dict(document)  # type: ignore[arg-type]  # bad input on purpose
     assert fragment in info.value.errors[field], info.value.errors
 
 

@@ -167,7 +167,7 @@ class Command(BaseCommand):
             for run in queue:
                 current = run
 
-                def echo(p, run=run) -> None:
+                def echo(p, run=run, check=check) -> None:
                     run.step, run.total_steps = p.step, p.total_steps
                     self._show(progress_line(check, run), state, force=p.event != "train")
 
