@@ -52,6 +52,14 @@ class SimulatedDevice:
         return self.cache[arch.archid]
 
 
+def _fit(measured: dict[str, tuple], settings: ProfileSettings):
+    """A cost model of the measured architectures, None until there are enough."""
+    try:
+        return fit_cost_model(settings, [Observation(a, o["latency"], o["memory"]) for a, o in measured.values()])
+    except NotEnoughData:
+        return None
+
+
 def run_arm(policy: str, space, params: SearchParams, device: SimulatedDevice, settings, *, exploration: float,
             epsilon: float, batch_k: int = 10, min_gain: float = 0.0) -> dict:
     names = params.objectives
@@ -64,11 +72,9 @@ def run_arm(policy: str, space, params: SearchParams, device: SimulatedDevice, s
     for generation in range(params.generations):
         if policy == "scored":
             rng = policy_rng(params.seed, generation)
-            observations = [Observation(a, o["latency"], o["memory"]) for a, o in measured.values()]
-            try:
-                model = fit_cost_model(settings, observations)
-            except NotEnoughData:
-                picks = design(space, design_top_up(len(observations), 0), rng, exclude=list(measured))
+            model = _fit(measured, settings)
+            if model is None:
+                picks = design(space, design_top_up(len(measured), 0), rng, exclude=list(measured))
             else:
                 rest = [a for a in everything if a.archid not in measured]
                 front = [[o[n] for n in names] for _, o in measured.values()]
@@ -89,11 +95,9 @@ def run_arm(policy: str, space, params: SearchParams, device: SimulatedDevice, s
         measure = [True] * len(archs)
         if policy == "predicted":
             rng = policy_rng(params.seed, generation)
-            observations = [Observation(a, o["latency"], o["memory"]) for a, o in measured.values()]
-            try:
-                model = fit_cost_model(settings, observations)
-            except NotEnoughData:
-                extra = design(space, design_top_up(len(observations), len(archs)), rng,
+            model = _fit(measured, settings)
+            if model is None:
+                extra = design(space, design_top_up(len(measured), len(archs)), rng,
                                exclude=[a.archid for a in archs] + [e.arch.archid for e in history])
                 archs += extra
                 objectives += [None] * len(extra)

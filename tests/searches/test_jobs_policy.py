@@ -262,11 +262,18 @@ def test_search_page_counts_measured_of_proposed_and_time_saved(client, actors, 
 def test_a_step_lost_with_its_worker_is_replayed_identically(actors, device, no_messages):
     """A worker killed mid-step loses the step's one transaction; the reaper's replay must decide the same. Every
     step here first dies once (rolled back as a killed worker's would be), then runs again."""
-    from django.db import transaction
-
     plain = _rows(_run(actors, tiny(seed=4), name="plain"))
     Measurement.objects.all().delete()
-    job = services.do_create_search(owner=actors.alice, team=actors.acme, name="killed", spec=tiny(seed=4))
+    job = _run_losing_every_step_once(actors, tiny(seed=4))
+    assert job.status == "completed" and _rows(job) == plain
+
+
+def _run_losing_every_step_once(actors, data: dict) -> SearchJob:
+    """Run a search in which every step first dies once (rolled back as a killed worker's would be), then runs
+    again, as the reaper's replay does."""
+    from django.db import transaction
+
+    job = services.do_create_search(owner=actors.alice, team=actors.acme, name="killed", spec=data)
     for _ in range(40):
         with pytest.raises(RuntimeError):
             with transaction.atomic():
@@ -276,7 +283,7 @@ def test_a_step_lost_with_its_worker_is_replayed_identically(actors, device, no_
             break
         complete_measurements(smooth)
     job.refresh_from_db()
-    assert job.status == "completed" and _rows(job) == plain
+    return job
 
 
 def scored(**overrides) -> dict:
@@ -309,21 +316,9 @@ def test_scored_measures_a_fraction_and_beats_the_hypervolume_of_measuring_all(a
 
 
 def test_scored_is_deterministic_and_replays_a_lost_step_identically(actors, device, no_messages):
-    from django.db import transaction
-
     plain = _rows(_run(actors, scored(seed=4, params={"exploration": 0.3}), name="plain"))
     Measurement.objects.all().delete()
-    job = services.do_create_search(owner=actors.alice, team=actors.acme, name="killed",
-                                    spec=scored(seed=4, params={"exploration": 0.3}))
-    for _ in range(40):
-        with pytest.raises(RuntimeError):
-            with transaction.atomic():
-                services.do_advance_search(job.pk)
-                raise RuntimeError("worker killed before the commit")
-        if services.do_advance_search(job.pk) == "completed":
-            break
-        complete_measurements(smooth)
-    job.refresh_from_db()
+    job = _run_losing_every_step_once(actors, scored(seed=4, params={"exploration": 0.3}))
     assert job.status == "completed" and _rows(job) == plain
     assert job.error == "" and len(plain) < 48  # stopped when nothing left could add to the frontier
 
