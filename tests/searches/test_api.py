@@ -261,10 +261,21 @@ def test_exports_csv_and_json(api_client, actors, finished_job):
 
 
 def test_devices_presets_and_previews(api_client, actors, device):
+    from lts_web import queueing
+
     client = _client(api_client, actors.charlie)
+    # The broker is shared with the suite's other tests (and earlier runs on the same Redis): start from an empty queue.
+    broker = queueing.broker_client()
+    keys = ["profile.edge-1" + suffix for suffix in queueing.PRIORITY_SUFFIXES]
+    broker.delete(*keys)
     devices = client.get("/api/v1/devices/").json()["results"]
     assert devices[0]["name"] == "edge-1" and devices[0]["online"] is True
     assert devices[0]["queue"] == "profile.edge-1" and devices[0]["queue_length"] == 0
+    broker.lpush("profile.edge-1", "{}")  # one message waiting: the length is the broker's
+    try:
+        assert client.get("/api/v1/devices/").json()["results"][0]["queue_length"] == 1
+    finally:
+        broker.delete(*keys)
     presets = {p["name"]: p for p in client.get("/api/v1/presets/").json()}
     assert presets["gpt2-lts"]["size"] == 5880 and presets["tiny"]["proxy_min"] > 0
 

@@ -69,6 +69,7 @@ def test_the_first_measurement_of_a_fresh_worker_is_within_the_repeatability_goa
     if spread > 2 * REPEATABILITY:
         pytest.skip(f"host too busy to judge: later medians {[round(x * 1e3, 2) for x in later]} ms "
                     f"spread {spread:.1%}")
-    # One-sided: the defect was a first measurement 2-3x slower than its siblings (a cold process); a first one a
-    # little faster than the later ones is the host's noise, which the skip above only bounds.
-    assert (first - reference) / reference <= REPEATABILITY, (first, later)
+    # Within the goal of a later one (the slowest: the later ones spread by up to twice the goal here), and
+    # one-sided: the defect was a first measurement 2-3x slower than its siblings (a cold process); a first one a
+    # little faster is the host's noise.
+    assert (first - max(later)) / max(later) <= REPEATABILITY, (first, later, reference)
