@@ -15,7 +15,7 @@ import numpy as np
 
 from .arch import Architecture
 from .cost_model import MIN_OBSERVATIONS, space_filling_design
-from .pareto import MAXIMIZE, MINIMIZE, OBJECTIVES, Constraints
+from .pareto import MAXIMIZE, MINIMIZE, OBJECTIVES, Constraints, hypervolume, pareto_mask
 from .space import SearchSpace
 
 __all__ = [
@@ -150,13 +150,6 @@ def design(space: SearchSpace, n: int, rng: np.random.Generator, *, exclude: Seq
 
 
 
-def _front_mask(points: np.ndarray, maximise: np.ndarray) -> np.ndarray:
-    """Rows of ``points`` no other row dominates (pareto.pareto_mask without its direction strings)."""
-    from .pareto import pareto_mask
-
-    return pareto_mask(points, [MAXIMIZE if m else MINIMIZE for m in maximise])
-
-
 def greedy_hypervolume(candidates: Sequence[Sequence[float]] | np.ndarray,
                        measured: Sequence[Sequence[float]] | np.ndarray, directions: Sequence[str],
                        ref: Sequence[float], k: int, *, min_gain: float = 0.0) -> list[int]:
@@ -166,14 +159,12 @@ def greedy_hypervolume(candidates: Sequence[Sequence[float]] | np.ndarray,
 
     Only the candidates no other candidate dominates are scored: a dominated point never adds more than the point
     dominating it, and nothing once that one is picked, so greedy never reaches it (the result is the same)."""
-    from .pareto import hypervolume
-
     maximise = np.array([d == MAXIMIZE for d in directions])
     points = np.asarray(candidates, dtype=float).reshape(-1, len(directions))
     base = np.asarray(measured, dtype=float).reshape(-1, len(directions))
     if len(points) == 0 or k <= 0:
         return []
-    pool = [int(i) for i in np.flatnonzero(_front_mask(points, maximise))
+    pool = [int(i) for i in np.flatnonzero(pareto_mask(points, directions))
             if not _dominated(points[i], base, maximise)]
     current = base.tolist()
     volume = hypervolume(current, ref, directions) if current else 0.0
@@ -234,7 +225,8 @@ def score_space(
     order = greedy_hypervolume(value[qualifying], front, directions, ref, k, min_gain=min_gain) if qualifying else []
     picked = [qualifying[i] for i in order]
     draws = rng.random(k)  # always drawn: the stream advances the same whatever the predictions
-    rest = [i for i in qualifying if i not in set(picked)]
+    chosen = set(picked)
+    rest = [i for i in qualifying if i not in chosen]
     for draw in draws:
         if draw < exploration and rest:
             picked.append(rest.pop(int(rng.integers(len(rest)))))

@@ -273,6 +273,12 @@ def _point_prediction(candidate: Candidate) -> dict[str, float] | None:
             **{name: float(values[0]) for name, values in candidate.predicted.items()}}
 
 
+def _cached_archids(job: SearchJob, profile) -> set[str]:
+    """Archids the key's cache held when the job started (its cache_cutoff): what its model may learn from."""
+    return set(Measurement.objects.filter(device=job.device, status=Measurement.Status.DONE, id__lte=job.cache_cutoff,
+                                          **measurement_key(profile)).values_list("archid", flat=True))
+
+
 def _plan(job: SearchJob, archs: list[Architecture], room: int | None) -> tuple[list[bool], list[dict | None],
                                                                              list[Architecture]]:
     """measure "predicted": which of the generation's ``archs`` to measure, their predictions, and the design
@@ -299,9 +305,7 @@ def _plan(job: SearchJob, archs: list[Architecture], room: int | None) -> tuple[
         if room is not None:
             wanted = min(wanted, room)
         seen = set(job.candidates.values_list("archid", flat=True)) | {a.archid for a in archs}
-        seen |= set(Measurement.objects.filter(device=job.device, status=Measurement.Status.DONE,
-                                               id__lte=job.cache_cutoff, **measurement_key(profile))
-                    .values_list("archid", flat=True))  # in the model already; later rows of others: not seen
+        seen |= _cached_archids(job, profile)  # in the model already; later rows of others: not seen
         extra = design(space_of(job.spec), wanted, rng, exclude=sorted(seen),
                        constraints=search_params(job.spec).constraints)
         return [True] * len(archs), [None] * len(archs), extra
@@ -343,9 +347,7 @@ def _score(job: SearchJob, room: int | None) -> tuple[list[Architecture], list[d
         wanted = design_top_up(exc.have, 0)
         if room is not None:
             wanted = min(wanted, room)
-        seen |= set(Measurement.objects.filter(device=job.device, status=Measurement.Status.DONE,
-                                               id__lte=job.cache_cutoff, **measurement_key(profile))
-                    .values_list("archid", flat=True))
+        seen |= _cached_archids(job, profile)
         extra = design(space_of(spec), wanted, rng, exclude=sorted(seen), constraints=constraints)
         return extra, [None] * len(extra), "design"
     rest = [a for a in space_of(spec) if a.archid not in seen and constraints.proxy_ok(a.non_embedding_params)]
