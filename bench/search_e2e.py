@@ -15,6 +15,7 @@ peak resident memory of every process of the stack.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -187,6 +188,9 @@ def main() -> None:
     parser.add_argument("--seq-len", type=int, default=1024)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--host-wait", type=float, default=20.0, help="profiling.host_wait_s (0: no host check)")
+    parser.add_argument("--dump", type=Path, help="write each arm's measurements (in the order they finished: config, "
+                        "latency s, peak memory MB) to this JSON file, for offline cost-model studies "
+                        "(bench/cost_model_coverage.py)")
     parser.add_argument("--arms", default="all,predicted",
                         help=f"which arms, in order, of {', '.join(ARMS)} (all,predicted by default)")
     args = parser.parse_args()
@@ -215,6 +219,8 @@ def main() -> None:
     try:
         for arm in arms:
             results.append(_run_arm(arm, args, user, team))
+            if args.dump:
+                _dump(results, args)
             if len(results) < len(arms):  # a long run stopped in a later arm still leaves the report of these
                 print(f"\n==== report after {len(results)} of {len(arms)} arms ====")
                 _report(results, args, started_at)
@@ -223,6 +229,17 @@ def main() -> None:
             redis.stop()
     print("\n==== report ====")
     _report(results, args, started_at)
+
+
+def _dump(results: list[dict], args) -> None:
+    from searches.specs import profile_settings
+
+    data = {"preset": args.preset, "generations": args.generations, "seed": args.seed, "machine": machine(),
+            "arms": {r["arm"]: {"settings": profile_settings(r["job"].spec).to_dict(),
+                                "measurements": [[m.config, m.latency_median_s, m.peak_memory_mb]
+                                                 for m in r["measurements"]]} for r in results}}
+    args.dump.write_text(json.dumps(data))
+    print(f"measurements written to {args.dump}", flush=True)
 
 
 def _report(results: list[dict], args, started_at: str) -> None:
