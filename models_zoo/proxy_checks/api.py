@@ -69,8 +69,5 @@ class ProxyCheckViewSet(StartWorkThrottled, mixins.CreateModelMixin, mixins.List
     @action(detail=True, methods=["post"])
     def cancel(self, request, pk=None):
         """Cancel the queued runs and stop the running ones (each keeps its last checkpoint)."""
-        check = self.get_object()
-        if not services.do_cancel_proxy_check(check):
-            return Response({"detail": f"cannot cancel a check that is {check.status}"},
-                            status=status.HTTP_409_CONFLICT)
+        check = services.do_cancel_proxy_check(self.get_object())  # Conflict (409) when it had finished
         return Response(ProxyCheckDetailSerializer(self.get_queryset().get(pk=check.pk)).data)

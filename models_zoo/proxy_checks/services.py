@@ -171,17 +171,19 @@ def do_create_proxy_check(*, owner, team, dataset: Dataset, tokenizer: str, max_
     return _update(check)
 
 
-def do_cancel_proxy_check(check: ProxyCheck) -> bool:
+def do_cancel_proxy_check(check: ProxyCheck) -> ProxyCheck:
     """Cancel every queued run and ask the running ones to stop; the check becomes cancelled when they have.
-    False when the check had already finished."""
+    Conflict when the check had already finished (or no longer exists)."""
     if not ProxyCheck.objects.filter(pk=check.pk, status=S.RUNNING).update(cancel_requested=True):
-        return False
+        status = ProxyCheck.objects.filter(pk=check.pk).values_list("status", flat=True).first()
+        raise Conflict(f"cannot cancel a check that is {status}" if status is not None
+                       else "cannot cancel: the check no longer exists")
     for run in TrainingRun.objects.filter(proxy_check_member__proxy_check=check, status__in=TrainingRun.ACTIVE):
         with contextlib.suppress(Conflict):  # it finished meanwhile
             zoo_services.do_cancel_training(run)
     do_update_proxy_check(check.pk)  # queued runs are cancelled now: so may be the check
     check.refresh_from_db()
-    return True
+    return check
 
 
 def do_delete_proxy_check(check: ProxyCheck) -> None:

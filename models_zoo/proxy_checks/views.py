@@ -151,10 +151,12 @@ def _changeable(request: HttpRequest, pk: int) -> ProxyCheck:
 @require_POST
 def check_cancel(request: HttpRequest, pk: int) -> HttpResponse:
     check = _changeable(request, pk)
-    if services.do_cancel_proxy_check(check):
-        messages.success(request, "Cancelled: queued runs stop now, running ones at their next heartbeat.")
+    try:
+        services.do_cancel_proxy_check(check)
+    except services.Conflict as exc:
+        messages.error(request, str(exc))
     else:
-        messages.error(request, f"The check is already {check.status}.")
+        messages.success(request, "Cancelled: queued runs stop now, running ones at their next heartbeat.")
     return redirect("proxy-check", pk=pk)
 
 

@@ -130,6 +130,6 @@ def test_a_proxy_check_emits_proxy_check_finished_once_and_its_runs_nothing(crea
 
 def test_a_cancelled_proxy_check_emits_nothing(create, webhook, sent_deliveries):
     check = create(sample_size=3)
-    assert check_services.do_cancel_proxy_check(check)
+    check_services.do_cancel_proxy_check(check)
     assert ProxyCheck.objects.get(pk=check.pk).status == "cancelled"
     assert not Delivery.objects.exists()

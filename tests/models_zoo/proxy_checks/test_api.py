@@ -97,7 +97,8 @@ def test_a_teammate_reads_but_only_owner_or_admin_cancels(api_client, actors, da
     response = alice.post(f"{URL}{check_id}/cancel/")
     assert response.status_code == 200 and response.json()["status"] == "cancelled"
     assert response.json()["progress"]["cancelled"] == 3
-    assert alice.post(f"{URL}{check_id}/cancel/").status_code == 409
+    again = alice.post(f"{URL}{check_id}/cancel/")
+    assert again.status_code == 409 and again.json() == {"detail": "cannot cancel a check that is cancelled"}
 
 
 def test_delete_needs_a_finished_check_and_keeps_the_runs(api_client, actors, dataset, sent):

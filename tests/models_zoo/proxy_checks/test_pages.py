@@ -70,6 +70,8 @@ def test_cancel_and_delete_need_the_owner_or_an_admin(client, actors, create):
     client.force_login(actors.alice)
     assert client.post(f"/proxy-checks/{check.pk}/cancel/").status_code == 302
     assert ProxyCheck.objects.get(pk=check.pk).status == "cancelled"
+    again = client.post(f"/proxy-checks/{check.pk}/cancel/", follow=True)
+    assert again.status_code == 200 and "cannot cancel a check that is cancelled" in again.content.decode()
     assert client.post(f"/proxy-checks/{check.pk}/delete/").status_code == 302
     assert not ProxyCheck.objects.exists()
 

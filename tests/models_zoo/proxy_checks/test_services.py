@@ -165,11 +165,21 @@ def test_an_update_is_a_no_op_until_a_run_changes(create):
 
 def test_cancel_cancels_the_queued_runs_and_the_check(create):
     check = create(sample_size=3)
-    assert services.do_cancel_proxy_check(check)
+    assert services.do_cancel_proxy_check(check).status == "cancelled"
     check.refresh_from_db()
     assert check.status == "cancelled" and check.cancel_requested
     assert set(TrainingRun.objects.values_list("status", flat=True)) == {"cancelled"}
-    assert not services.do_cancel_proxy_check(check)  # already finished
+    with pytest.raises(services.Conflict, match="cannot cancel a check that is cancelled"):
+        services.do_cancel_proxy_check(check)  # already finished
+
+
+def test_cancel_refuses_a_completed_check_and_leaves_it_as_it_was(create):
+    check = create(sample_size=3)
+    _finish(check)
+    with pytest.raises(services.Conflict, match="cannot cancel a check that is completed"):
+        services.do_cancel_proxy_check(check)
+    check = ProxyCheck.objects.get(pk=check.pk)
+    assert check.status == "completed" and not check.cancel_requested
 
 
 def test_delete_keeps_the_runs_and_refuses_a_running_check(create):

@@ -6,6 +6,7 @@ mean, and one row per model.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -176,7 +177,8 @@ class Command(BaseCommand):
                 self._done(check, run, state)
             current = None
         except KeyboardInterrupt:
-            services.do_cancel_proxy_check(check)
+            with contextlib.suppress(services.Conflict):  # its last run had finished it
+                services.do_cancel_proxy_check(check)
             if current is not None:
                 zoo_services.do_fail_training(current.pk, None, "interrupted: lts_proxy_check --local was stopped")
             raise CommandError(f"interrupted: proxy check #{check.pk} cancelled") from None
