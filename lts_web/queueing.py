@@ -23,6 +23,7 @@ __all__ = [
     "IMPORT_HUB_MODEL",
     "PING",
     "PROFILE_MEASUREMENT",
+    "REAP_DELIVERIES",
     "REAP_PROXY_CHECKS",
     "REAP_STALE_WORK",
     "REAP_TRAINING",
@@ -52,8 +53,9 @@ GENERATE_TEXT = "workers.generation.generate_text"
 UPDATE_PROXY_CHECK = "workers.proxy_checks.update_proxy_check"
 REAP_PROXY_CHECKS = "workers.proxy_checks.reap_proxy_checks"
 DELIVER_WEBHOOK = "workers.notifications.deliver_webhook"
+REAP_DELIVERIES = "workers.notifications.reap_deliveries"
 TASK_NAMES = (PING, ADVANCE_SEARCH, PROFILE_MEASUREMENT, REFIT_COST_MODEL, REAP_STALE_WORK, TRAIN_MODEL, REAP_TRAINING,
-              IMPORT_HUB_MODEL, GENERATE_TEXT, UPDATE_PROXY_CHECK, REAP_PROXY_CHECKS, DELIVER_WEBHOOK)
+              IMPORT_HUB_MODEL, GENERATE_TEXT, UPDATE_PROXY_CHECK, REAP_PROXY_CHECKS, DELIVER_WEBHOOK, REAP_DELIVERIES)
 
 # kombu's Redis transport keeps one list per priority step: the queue's name, then these suffixes.
 PRIORITY_SUFFIXES = ["", "\x06\x163", "\x06\x166", "\x06\x169"]

@@ -206,6 +206,16 @@ LTS_WEBHOOK_MAX_ATTEMPTS = envint("LTS_WEBHOOK_MAX_ATTEMPTS", 5, minimum=1, maxi
 LTS_WEBHOOK_BACKOFF_S = envint("LTS_WEBHOOK_BACKOFF_S", 10, minimum=1, maximum=3600)
 LTS_WEBHOOK_BACKOFF_MAX_S = envint("LTS_WEBHOOK_BACKOFF_MAX_S", 600, minimum=1, maximum=86400)
 LTS_WEBHOOKS_PER_TEAM = envint("LTS_WEBHOOKS_PER_TEAM", 20, minimum=1, maximum=1000)
+# A delivery whose message no worker took within LTS_WEBHOOK_RESEND_AFTER_S (the broker could not be reached, or lost
+# it), or whose attempt has run that long (its worker died), is sent again by beat's reaper, at most
+# LTS_WEBHOOK_MAX_RESENDS times, then fails with the reason. It must outlast an attempt: four network steps of
+# LTS_WEBHOOK_TIMEOUT_S (connect, send, the answer's head, its body) and 30 s for a slow resolver.
+LTS_WEBHOOK_RESEND_AFTER_S = envint("LTS_WEBHOOK_RESEND_AFTER_S", 300, minimum=60, maximum=86400)
+if LTS_WEBHOOK_RESEND_AFTER_S < 4 * LTS_WEBHOOK_TIMEOUT_S + 30:
+    raise ImproperlyConfigured(f"LTS_WEBHOOK_RESEND_AFTER_S={LTS_WEBHOOK_RESEND_AFTER_S} is below "
+                               f"{4 * LTS_WEBHOOK_TIMEOUT_S + 30:g}: an attempt (4 x LTS_WEBHOOK_TIMEOUT_S + 30 s) "
+                               "may still be running then")
+LTS_WEBHOOK_MAX_RESENDS = envint("LTS_WEBHOOK_MAX_RESENDS", 5, minimum=0, maximum=50)
 LTS_WEBHOOK_LOG_KEEP = envint("LTS_WEBHOOK_LOG_KEEP", 100, minimum=1, maximum=10000)
 
 # Redis: the Celery broker and result store. REDIS_URL is the default for both.
@@ -265,6 +275,7 @@ CELERY_BEAT_SCHEDULE = {
     "reap-stale-work": {"task": "workers.tasks.reap_stale_work", "schedule": float(envint("LTS_REAPER_INTERVAL_S", 15, minimum=1))},
     "reap-training": {"task": "workers.training.reap_training", "schedule": float(envint("LTS_REAPER_INTERVAL_S", 15, minimum=1))},
     "reap-proxy-checks": {"task": "workers.proxy_checks.reap_proxy_checks", "schedule": float(envint("LTS_REAPER_INTERVAL_S", 15, minimum=1))},
+    "reap-deliveries": {"task": "workers.notifications.reap_deliveries", "schedule": float(envint("LTS_REAPER_INTERVAL_S", 15, minimum=1))},
 }
 # The queues the routes above send to, each consumed by a worker (docker-compose.yml, workers/stack.py); profiling
 # queues come on top, one per device: profile.<device-name> (searches.models.profile_queue).

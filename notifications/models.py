@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 
 from notifications.core import MAX_SECRET_LENGTH, MAX_URL_LENGTH
 
@@ -49,11 +50,23 @@ class Delivery(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     last_attempt_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # The message: when it was last sent, and how often the reaper sent it again (a broker that could not be reached,
+    # a lost message, a worker that died in an attempt). A message carries the ``requeues`` it was sent with and is
+    # ignored once the reaper sent a newer one, so that at most one message per delivery is live.
+    queued_at = models.DateTimeField(default=timezone.now)
+    requeues = models.PositiveIntegerField(default=0)
+    # Set while an attempt runs (its start): the claim that keeps a second message from posting the same delivery.
+    claimed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-pk"]
-        # the delivery log: a webhook's newest first (the API, the team page and the pruning read it so)
-        indexes = [models.Index(fields=["webhook", "-created_at"], name="delivery_webhook_created")]
+        indexes = [
+            # the delivery log: a webhook's newest first (the API, the team page and the pruning read it so)
+            models.Index(fields=["webhook", "-created_at"], name="delivery_webhook_created"),
+            # the reaper's pass: the open deliveries only
+            models.Index(fields=["queued_at"], name="delivery_open_queued",
+                         condition=models.Q(status__in=["pending", "retrying"])),
+        ]
 
     def __str__(self) -> str:
         return f"{self.event} to webhook #{self.webhook_id}: {self.status}"

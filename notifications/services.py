@@ -3,7 +3,9 @@
 An event is registered in the transaction that finishes the work and handled after it commits (``on_commit``,
 robust): nothing of it runs inside that transaction, and nothing of it can fail or slow the work. After the commit
 the work's row is read, one Delivery row is written per subscribed webhook, and each is sent to a worker
-(workers/notifications.py), which posts it with retries (Celery's back-off) and logs every attempt.
+(workers/notifications.py), which posts it with retries (Celery's back-off) and logs every attempt. One attempt at
+a time holds a delivery (``claimed_at``); beat's do_reap_deliveries sends again a delivery whose message no worker
+took (a broker that could not be reached) or whose attempt's worker died, superseding the earlier message.
 """
 from __future__ import annotations
 
@@ -13,12 +15,13 @@ import time
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
-from django.db.models import F, QuerySet
+from django.db.models import F, Q, QuerySet
 from django.urls import reverse
 from django.utils import timezone
 
@@ -45,6 +48,7 @@ __all__ = [
     "do_create_webhook",
     "do_delete_webhook",
     "do_deliver",
+    "do_reap_deliveries",
     "notify_proxy_check",
     "notify_search",
     "notify_training",
@@ -235,21 +239,55 @@ def _prune(webhook_ids: Iterable[int]) -> None:
         Delivery.objects.filter(pk__in=list(old)).exclude(status__in=Delivery.OPEN).delete()
 
 
-def _dispatch(delivery_id: int) -> None:
-    """Queue one delivery once this commits; a broker that cannot be reached leaves it pending in the log (logged),
-    never failing the work that finished."""
-    queueing.send(queueing.DELIVER_WEBHOOK, [delivery_id], queue="control", best_effort=True)
+def _dispatch(delivery_id: int, requeues: int = 0) -> None:
+    """Queue one delivery once this commits, with the number of re-sends it is (the task ignores a message that a
+    later re-send superseded). A broker that cannot be reached leaves it pending in the log (logged), never failing
+    the work that finished: do_reap_deliveries sends it again."""
+    queueing.send(queueing.DELIVER_WEBHOOK, [delivery_id, requeues], queue="control", best_effort=True)
+
+
+def do_reap_deliveries() -> dict[str, int]:
+    """Beat's pass over the open deliveries whose message is overdue by LTS_WEBHOOK_RESEND_AFTER_S: pending ones no
+    attempt has claimed (their message never left, or was lost), and any whose attempt has held its claim that long
+    (its worker died). Each is sent again, superseding its earlier messages, at most LTS_WEBHOOK_MAX_RESENDS times;
+    then it fails with the reason. Every change is conditional on the state read, so an attempt that claims the
+    delivery meanwhile wins and the delivery is left to it. Returns how many were re-sent and failed."""
+    now = timezone.now()
+    overdue = now - timedelta(seconds=settings.LTS_WEBHOOK_RESEND_AFTER_S)
+    counts = {"resent": 0, "failed": 0}
+    # An attempt claims after its message was sent: a claim older than ``overdue`` implies a message older still.
+    rows = (Delivery.objects.filter(status__in=Delivery.OPEN, queued_at__lt=overdue)
+            .filter(Q(status=Delivery.Status.PENDING, claimed_at=None) | Q(claimed_at__lt=overdue))
+            .only("pk", "status", "requeues", "claimed_at", "created_at"))
+    for row in rows:
+        observed = Delivery.objects.filter(pk=row.pk, status=row.status, requeues=row.requeues,
+                                           claimed_at=row.claimed_at)
+        if row.requeues >= settings.LTS_WEBHOOK_MAX_RESENDS:
+            waited = round((now - row.created_at).total_seconds() / 60)
+            reason = (f"gave up after {row.requeues + 1} sends over {waited} min: "
+                      + ("the worker of its last attempt stopped answering" if row.claimed_at is not None else
+                         "no worker took its message (the broker could not be reached, or no worker serves the "
+                         "control queue)"))
+            counts["failed"] += observed.update(status=Delivery.Status.FAILED, error=reason, claimed_at=None,
+                                                finished_at=now)
+        elif observed.update(requeues=row.requeues + 1, queued_at=now, claimed_at=None):
+            _dispatch(row.pk, row.requeues + 1)
+            counts["resent"] += 1
+            logger.warning("re-sent webhook delivery %s (re-send %s)", row.pk, row.requeues + 1)
+    return counts
 
 
 # ---- delivery (on a worker) ---------------------------------------------------------------------------------------
 
-def do_deliver(delivery_id: int) -> str:
-    """One attempt at a delivery: "succeeded", "failed" (refused, a permanent answer, or the last attempt), or
-    "gone" (deleted, or already finished: a duplicate message). Raises the DeliveryError when another attempt should
-    follow (the task schedules it with back-off)."""
+def do_deliver(delivery_id: int, requeues: int = 0) -> str:
+    """One attempt at a delivery, by the message sent with ``requeues``: "succeeded", "failed" (refused, a permanent
+    answer, or the last attempt), or "gone": deleted, finished, claimed by an attempt now running, or superseded by a
+    re-send (a duplicate or stale message posts nothing). Raises the DeliveryError when another attempt should follow
+    (the task schedules it with back-off)."""
     started = timezone.now()
-    if not Delivery.objects.filter(pk=delivery_id, status__in=Delivery.OPEN).update(
-            attempts=F("attempts") + 1, last_attempt_at=started):
+    # The claim: one attempt at a time, by the newest message only (do_reap_deliveries breaks a dead attempt's).
+    if not Delivery.objects.filter(pk=delivery_id, status__in=Delivery.OPEN, requeues=requeues, claimed_at=None).update(
+            attempts=F("attempts") + 1, last_attempt_at=started, claimed_at=started):
         return "gone"
     delivery = Delivery.objects.select_related("webhook").filter(pk=delivery_id).first()
     if delivery is None:
@@ -260,18 +298,18 @@ def do_deliver(delivery_id: int) -> str:
     if delivery.webhook.secret:
         headers[SIGNATURE_HEADER] = sign(delivery.webhook.secret, int(time.time()), body)
     clock = time.monotonic()
-    rows = Delivery.objects.filter(pk=delivery_id)
+    rows = Delivery.objects.filter(pk=delivery_id, requeues=requeues)  # under this claim: the reaper's bump fences it
     try:
         response = post(delivery.webhook.url, body, headers, timeout_s=settings.LTS_WEBHOOK_TIMEOUT_S,
                         allow_private=settings.LTS_WEBHOOK_ALLOW_PRIVATE)
     except DeliveryError as exc:
         final = not exc.transient or delivery.attempts >= settings.LTS_WEBHOOK_MAX_ATTEMPTS
         rows.update(status=Delivery.Status.FAILED if final else Delivery.Status.RETRYING, response_code=exc.status,
-                    error=str(exc)[:1000], duration_ms=(time.monotonic() - clock) * 1000,
+                    error=str(exc)[:1000], duration_ms=(time.monotonic() - clock) * 1000, claimed_at=None,
                     finished_at=timezone.now() if final else None)
         if final:
             return "failed"
         raise
-    rows.update(status=Delivery.Status.SUCCEEDED, response_code=response.status, error="",
+    rows.update(status=Delivery.Status.SUCCEEDED, response_code=response.status, error="", claimed_at=None,
                 duration_ms=(time.monotonic() - clock) * 1000, finished_at=timezone.now())
     return "succeeded"

@@ -97,7 +97,14 @@ def test_check_deploy_is_clean_under_production_settings():
     ("LTS_PUBLIC_URL", "lts.example.org", "must start with http:// or https://"),
     ("LTS_WEBHOOK_TIMEOUT_S", "120", "above the maximum 60"),
     ("LTS_WEBHOOK_MAX_ATTEMPTS", "21", "above the maximum 20"),
+    ("LTS_WEBHOOK_RESEND_AFTER_S", "59", "below the minimum 60"),
+    ("LTS_WEBHOOK_MAX_RESENDS", "51", "above the maximum 50"),
 ])
 def test_webhook_settings_are_bounded(name, value, message):
     result = _django_check({"DEBUG": "1", name: value})
     assert result.returncode != 0 and message in result.stderr
+
+
+def test_a_delivery_is_not_sent_again_while_an_attempt_may_still_run():
+    result = _django_check({"DEBUG": "1", "LTS_WEBHOOK_TIMEOUT_S": "60", "LTS_WEBHOOK_RESEND_AFTER_S": "200"})
+    assert result.returncode != 0 and "LTS_WEBHOOK_RESEND_AFTER_S=200 is below 270" in result.stderr

@@ -179,3 +179,134 @@ def public_url(settings):
 def test_links_start_with_the_public_url(public_url, failed_search):
     _, delivery = failed_search
     assert delivery.payload["url"].startswith("https://lts.example.org/searches/")
+
+
+# ---- a delivery whose message no worker took: beat's reaper sends it again, once per grace, a bounded number of times
+
+def _overdue(settings, **filters) -> None:
+    """Make the matching deliveries' message (and claim, if any) older than the grace: the reaper's next pass is due."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    then = timezone.now() - timedelta(seconds=settings.LTS_WEBHOOK_RESEND_AFTER_S + 1)
+    rows = Delivery.objects.filter(**filters)
+    rows.update(queued_at=then)
+    rows.exclude(claimed_at=None).update(claimed_at=then)
+
+
+@pytest.fixture
+def reap(django_capture_on_commit_callbacks):
+    """One pass of the reaper, its messages sent as they are outside the test's transaction (after the commit)."""
+    def run() -> dict[str, int]:
+        with django_capture_on_commit_callbacks(execute=True):
+            return services.do_reap_deliveries()
+    return run
+
+
+def _resent(outbox) -> list[list]:
+    from lts_web import queueing
+
+    return [message["args"] for message in outbox.named(queueing.DELIVER_WEBHOOK)]
+
+
+def test_the_reaper_is_scheduled_in_beat(settings):
+    from lts_web import queueing
+
+    assert queueing.REAP_DELIVERIES in {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
+
+
+def test_a_pending_delivery_older_than_the_grace_is_sent_again_a_fresh_one_is_not(reap, failed_search, outbox,
+                                                                                     settings):
+    _, delivery = failed_search
+    assert _resent(outbox) == [[delivery.pk, 0]]  # the first message
+    assert reap() == {"resent": 0, "failed": 0}  # within the grace: its message may be queued
+    assert _resent(outbox) == [[delivery.pk, 0]]
+    _overdue(settings, pk=delivery.pk)
+    assert reap() == {"resent": 1, "failed": 0}
+    assert _resent(outbox) == [[delivery.pk, 0], [delivery.pk, 1]]
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.requeues, delivery.attempts) == ("pending", 1, 0)
+    assert reap() == {"resent": 0, "failed": 0}  # just re-sent: the grace starts again
+
+
+def test_a_broker_that_could_not_be_reached_delays_the_delivery_it_does_not_lose_it(
+        reap, actors, webhook, receiver, monkeypatch, outbox, settings, django_capture_on_commit_callbacks):
+    from lts_web import queueing
+
+    def broker_down(name, args=(), **options):
+        raise ConnectionError("broker down")
+
+    monkeypatch.setattr(queueing, "publish", broker_down)
+    job = search_services.do_create_search(owner=actors.alice, team=actors.acme, name="s",
+                                           spec=spec(device=None, objectives=["proxy"]))
+    with django_capture_on_commit_callbacks(execute=True):
+        search_services.do_fail_search(job.pk, "boom")
+    delivery = Delivery.objects.get()
+    assert delivery.status == "pending"
+    monkeypatch.setattr(queueing, "publish", outbox.publish)  # the broker is back
+    outbox.run.add(queueing.DELIVER_WEBHOOK)  # and a worker takes what is sent
+    _overdue(settings)
+    assert reap() == {"resent": 1, "failed": 0}
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.attempts) == ("succeeded", 1)
+    assert [body["event_id"] for body in receiver.bodies()] == [str(delivery.event_id)]
+
+
+def test_a_delivery_task_run_twice_delivers_once(failed_search, receiver):
+    _, delivery = failed_search
+    assert deliver_webhook.apply(args=[delivery.pk, 0]).get() == "succeeded"
+    assert deliver_webhook.apply(args=[delivery.pk, 0]).get() == "gone"
+    assert len(receiver.requests) == 1
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.attempts) == ("succeeded", 1)
+
+
+def test_a_re_sent_delivery_is_posted_once_whichever_message_runs_first(reap, failed_search, receiver, outbox,
+                                                                       settings):
+    _, delivery = failed_search
+    _overdue(settings, pk=delivery.pk)
+    reap()  # the first message was only late: now two are queued
+    assert _resent(outbox) == [[delivery.pk, 0], [delivery.pk, 1]]
+    assert deliver_webhook.apply(args=[delivery.pk, 0]).get() == "gone"  # superseded by the re-send
+    assert receiver.requests == []
+    assert deliver_webhook.apply(args=[delivery.pk, 1]).get() == "succeeded"
+    assert deliver_webhook.apply(args=[delivery.pk, 1]).get() == "gone"
+    assert len(receiver.requests) == 1
+
+
+def test_an_attempt_in_progress_holds_its_claim_until_it_is_stale(reap, failed_search, receiver, outbox, settings):
+    from django.utils import timezone
+
+    _, delivery = failed_search
+    Delivery.objects.filter(pk=delivery.pk).update(claimed_at=timezone.now(), attempts=1)  # a worker is posting it
+    assert deliver_webhook.apply(args=[delivery.pk, 0]).get() == "gone"  # a duplicate message: no second post
+    assert receiver.requests == []
+    _overdue(settings, pk=delivery.pk)
+    Delivery.objects.filter(pk=delivery.pk).update(claimed_at=timezone.now())  # a slow queue, a live attempt
+    assert reap() == {"resent": 0, "failed": 0}
+    _overdue(settings, pk=delivery.pk)  # the attempt's worker died: its claim is as old as the grace
+    assert reap() == {"resent": 1, "failed": 0}
+    assert _resent(outbox)[-1] == [delivery.pk, 1]
+    assert deliver_webhook.apply(args=[delivery.pk, 1]).get() == "succeeded"
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.attempts, delivery.claimed_at) == ("succeeded", 2, None)
+
+
+def test_re_sends_are_bounded_then_the_delivery_fails_with_the_reason(reap, failed_search, outbox, settings,
+                                                                      client, actors):
+    _, delivery = failed_search
+    settings.LTS_WEBHOOK_MAX_RESENDS = 2
+    for _ in range(settings.LTS_WEBHOOK_MAX_RESENDS):
+        _overdue(settings, pk=delivery.pk)
+        assert reap() == {"resent": 1, "failed": 0}
+    _overdue(settings, pk=delivery.pk)
+    assert reap() == {"resent": 0, "failed": 1}
+    assert _resent(outbox) == [[delivery.pk, 0], [delivery.pk, 1], [delivery.pk, 2]]
+    delivery.refresh_from_db()
+    assert delivery.status == "failed" and delivery.finished_at is not None
+    assert delivery.error.startswith("gave up after 3 sends over 0 min: no worker took its message")
+    assert deliver_webhook.apply(args=[delivery.pk, 2]).get() == "gone"  # a late message changes nothing
+    assert reap() == {"resent": 0, "failed": 0}
+    client.force_login(actors.bob)
+    assert "no worker took its message" in client.get(f"/teams/{actors.acme.pk}/webhooks/").content.decode()
