@@ -241,6 +241,12 @@ class Candidate(models.Model):
     def __str__(self) -> str:
         return f"{self.archid} in job {self.job_id}"
 
+    @property
+    def generation_number(self) -> int:
+        """The generation as the pages number it, 1 to N (as the search's header and hypervolume chart); the field,
+        as the API and the exports give it, counts from 0."""
+        return self.generation + 1
+
 
 class CostModelFit(MeasurementKey):
     """The latest cost model of one measurement key (device + MEASUREMENT_KEY_FIELDS): latency and memory predicted

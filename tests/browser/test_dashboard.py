@@ -96,8 +96,9 @@ def login(page, base_url: str, username: str) -> None:
     page.wait_for_url(f"{base_url}/")
 
 
-def _click_point(page, chart_id: str, trace: int = 2) -> None:
-    """A real mouse click on the first point of a trace (2: the Pareto frontier), placed with Plotly's own axes."""
+def _click_point(page, chart_id: str, trace: int = 2) -> str:
+    """A real mouse click on the first point of a trace (2: the Pareto frontier), placed with Plotly's own axes; the
+    hover card's text before the click."""
     x, y = page.evaluate("""([id, trace]) => {
         const gd = document.getElementById(id), full = gd._fullLayout, data = gd._fullData[trace];
         const box = gd.getBoundingClientRect();
@@ -105,7 +106,9 @@ def _click_point(page, chart_id: str, trace: int = 2) -> None:
     }""", [chart_id, trace])
     page.mouse.move(x, y)
     page.wait_for_timeout(300)  # Plotly picks the hovered point on move; the click then opens it
+    card = page.locator(".plot-tooltip").inner_text()
     page.mouse.click(x, y)
+    return card
 
 
 def test_submit_watch_and_open_a_candidate(live_server, actors, profiling_device, browser):
@@ -167,6 +170,21 @@ def test_submit_watch_and_open_a_candidate(live_server, actors, profiling_device
     assert page.locator("#live").inner_text() == ""  # polling stopped
     hv_points = page.evaluate("document.getElementById('chart-hv').dataset.points")
     assert hv_points == str(len(job.hypervolumes)) == "2"
+    # generations are numbered 1 to N everywhere the page shows one (the field counts from 0): the header, the
+    # hypervolume chart's axis, the colour bar, the table and its filter, the hover card
+    assert page.locator("#progress-text").inner_text().startswith("generation 2/2")
+    assert page.evaluate("Array.from(document.getElementById('chart-hv')._fullData[0].x)") == [1, 2]
+    ticks = page.evaluate("Array.from(document.querySelectorAll('#chart-frontier .colorbar .cbaxis text'), "
+                          "(t) => t.textContent)")
+    assert ticks and set(ticks) <= {"1", "1.5", "2"} and {"1", "2"} <= set(ticks), ticks
+    column = page.evaluate("Array.from(document.querySelectorAll('#candidates tbody td:nth-child(2)'), "
+                           "(td) => td.textContent)")
+    assert column and set(column) <= {"1", "2"}, column
+    first = _orm(lambda: job.candidates.filter(generation=0).count())
+    page.fill("#filter-generation", "1")
+    page.wait_for_function(f"() => document.getElementById('table-count').textContent.startsWith('{first} of ')")
+    page.fill("#filter-generation", "")
+    page.wait_for_function(f"() => document.getElementById('table-count').textContent === '{job.counts['candidates']}'")
     # the 3-D view is drawn when shown, and the choice is remembered in this browser
     three = page.locator("#chart-3d")
     assert not three.is_visible() and three.get_attribute("data-points") == "0"
@@ -187,12 +205,14 @@ def test_submit_watch_and_open_a_candidate(live_server, actors, profiling_device
     _shot(dark_page, "search-detail-dark")
     dark.close()
 
-    # a click on a frontier point opens that candidate's page
-    _click_point(page, "chart-frontier")
+    # a click on a frontier point opens that candidate's page (its hover card shown first)
+    card = _click_point(page, "chart-frontier")
     page.wait_for_url(re.compile(r".*/candidates/gpt2_[0-9a-f]{40}/$"))
     archid = page.url.rstrip("/").rsplit("/", 1)[1]
     candidate = _orm(lambda: job.candidates.get(archid=archid))
     assert candidate.is_pareto
+    assert archid in card and f"generation {candidate.generation + 1} ({candidate.origin})" in card
+    assert page.locator("table.kv tr:has(th:text-is('generation')) td").inner_text() == str(candidate.generation + 1)
     assert archid in page.locator("h1").inner_text()
     assert profiling_device in page.locator("table.measurements").inner_text()
     _shot(page, "candidate-detail")

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from lts_web.numbers import significant
 from searches import services
-from searches.models import Device, Measurement, SearchJob
+from searches.models import Candidate, Device, Measurement, SearchJob
 from tests.searches.factories import run_job, spec
 
 pytestmark = pytest.mark.django_db
@@ -242,6 +242,26 @@ def test_candidate_page_shows_config_measurements_and_lineage(client, actors, fi
     for parent in child.parents:
         assert f'href="/searches/{finished_job.pk}/candidates/{parent}/"' in page
     assert f"<td>{child.origin}</td>" in page
+
+
+def test_the_candidate_page_numbers_generations_from_1_as_the_search_page(client, actors, finished_job, device):
+    """The field counts from 0 (the API and the exports give it so); the pages number generations 1 to N, as the
+    search's header ("generation 3/3") and its hypervolume chart do."""
+    first = finished_job.candidates.filter(generation=0).first()
+    child = finished_job.candidates.exclude(parents=[]).order_by("-generation").first()
+    other = services.do_create_search(owner=actors.bob, team=actors.acme, name="other", spec=spec())
+    Candidate.objects.create(job=other, archid=first.archid, config=first.config, generation=4, position=0,
+                             origin="mutation", n_layer=first.n_layer, d_model=first.d_model, d_inner=first.d_inner,
+                             n_head=first.n_head, non_embedding_params=first.non_embedding_params,
+                             total_params=first.total_params)
+    page = _get(client, actors.alice, f"/searches/{finished_job.pk}/candidates/{first.archid}/").content.decode()
+    assert '<tr><th>generation</th><td class="num">1</td></tr>' in page
+    assert "generation 5, measuring" in page  # the same architecture in the other search, its 5th generation
+    page = _get(client, actors.alice, f"/searches/{finished_job.pk}/candidates/{child.archid}/").content.decode()
+    assert f'<tr><th>generation</th><td class="num">{child.generation + 1}</td></tr>' in page
+    parent = finished_job.candidates.get(archid=child.parents[0])
+    assert f"generation {parent.generation + 1}, {parent.origin}" in page
+    assert finished_job.generation == 3 and child.generation == 2  # the last of 3 generations: numbered 3
 
 
 # ---- devices --------------------------------------------------------------------------------------------------------

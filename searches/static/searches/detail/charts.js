@@ -1,7 +1,7 @@
 /* The search's charts: the two 2-D views (one figure), the 3-D view (drawn only while shown) and the hypervolume per
    generation. WebGL traces (scattergl, scatter3d) fed typed arrays through Plotly.react, no DOM per point; hover
    cards come from the store. */
-import { describe, gather, gatherPredicted, groups, nonDominated2d } from "./store.js";
+import { describe, gather, gatherPredicted, generationNumber, groups, nonDominated2d } from "./store.js";
 
 /** ctx: {page, store, state: {job, compare}, candidateUrl, renderTable}. Returns {scheduleDraw, drawHypervolume}. */
 export function createCharts(ctx) {
@@ -55,7 +55,7 @@ export function createCharts(ctx) {
     const type = three ? "scatter3d" : "scattergl";
     const stride = three ? Math.max(1, Math.ceil(g.feasible.length / MAX_3D_POINTS)) : 1;
     const feasible = stride > 1 ? g.feasible.filter((_, k) => k % stride === 0) : g.feasible;
-    const generations = gather(g.pareto, store.cols.generation);
+    const generations = gather(g.pareto, store.cols.generation).map(generationNumber);  // the colour bar's 1 to N
     // Smaller markers for denser clouds: less overdraw to read through, and in software WebGL (no GPU) the frame after
     // drawing 2 x 100,000 points took 1.7 s at size 5 and 1.0 s at size 3.
     const n = g.feasible.length + g.infeasible.length;
@@ -66,7 +66,7 @@ export function createCharts(ctx) {
       { type, mode: "markers", name: "infeasible", hoverinfo: "none", ...coords(g.infeasible),
         marker: { color: t.muted, symbol: "x", size, opacity: 0.5 } },
       { type, mode: "markers", name: paretoName, hoverinfo: "none", ...coords(g.pareto),
-        marker: { color: generations, colorscale: GENERATION_SCALE, cmin: 0, cmax: Math.max(1, state.job.generation - 1),
+        marker: { color: generations, colorscale: GENERATION_SCALE, cmin: 1, cmax: Math.max(2, state.job.generation),
                   size: three ? 5 : 10, symbol: "diamond", line: { color: t.fg, width: 1 }, showscale: !three,
                   colorbar: { title: { text: "generation" }, thickness: 10, len: 0.8, outlinewidth: 0,
                               tickfont: { color: t.muted }, dtick: state.job.generation <= 12 ? 1 : undefined } } },
@@ -151,7 +151,7 @@ export function createCharts(ctx) {
   function describeCompared(r, jobId) {
     return [`${r.archid} (search #${jobId})`, `n_layer ${r.n_layer} · d_model ${r.d_model} · d_inner ${r.d_inner} · n_head ${r.n_head}`,
             `proxy ${LTS.params(r.proxy)} · ${LTS.ms(r.latency_s)} · ${LTS.mb(r.memory_mb)}`,
-            `on its frontier (generation ${r.generation})`];
+            `on its frontier (generation ${generationNumber(r.generation)})`];
   }
 
   function layout3d(title) {
@@ -166,7 +166,7 @@ export function createCharts(ctx) {
   function hvTraces() {
     const t = LTS.theme();
     const h = state.job.hypervolumes || [];
-    return [{ type: "scatter", mode: "lines+markers", name: "hypervolume", x: h.map((e) => e.generation + 1),
+    return [{ type: "scatter", mode: "lines+markers", name: "hypervolume", x: h.map((e) => generationNumber(e.generation)),
               y: h.map((e) => e.hypervolume), text: h.map((e) => `frontier ${e.frontier_size} of ${e.candidates ?? "?"}`),
               hovertemplate: "after generation %{x}<br>hypervolume %{y:.4g}<br>%{text}<extra></extra>",
               line: { color: t.accent }, marker: { color: t.accent, size: 7 } }];

@@ -33,6 +33,12 @@ export function createStore(columns, fromConfig) {
   return store;
 }
 
+/** A generation as the pages number it, 1 to N (the header's "generation 3/10", the hypervolume chart): the stored
+ *  field, as the API and the exports give it, counts from 0. */
+export function generationNumber(generation) {
+  return generation + 1;
+}
+
 /** The hover card of candidate ``i``: lines of text (no per-point strings are built for the charts). */
 export function describe(store, i) {
   const c = store.cols;
@@ -43,12 +49,12 @@ export function describe(store, i) {
             `proxy ${LTS.params(c.proxy[i])} · not measured`,
             `predicted latency ${LTS.ms(p.latency[0])} (${LTS.ms(p.latency[1])} – ${LTS.ms(p.latency[2])})`,
             `predicted memory ${LTS.mb(p.memory[0])} (${LTS.mb(p.memory[1])} – ${LTS.mb(p.memory[2])})`,
-            `generation ${c.generation[i]} (${c.origin[i]}) · click to open, measure it there`];
+            `generation ${generationNumber(c.generation[i])} (${c.origin[i]}) · click to open, measure it there`];
   }
   return [c.archid[i], `n_layer ${c.n_layer[i]} · d_model ${c.d_model[i]} · d_inner ${c.d_inner[i]} · n_head ${c.n_head[i]}`,
           `vocab ${c.vocab_size[i]} · context ${c.max_sequence_length[i]}`,
           `proxy ${LTS.params(c.proxy[i])} · ${LTS.ms(c.latency_s[i])} · ${LTS.mb(c.memory_mb[i])}`,
-          `generation ${c.generation[i]} (${c.origin[i]})${c.is_pareto[i] ? " · on the Pareto frontier" : ""}` +
+          `generation ${generationNumber(c.generation[i])} (${c.origin[i]})${c.is_pareto[i] ? " · on the Pareto frontier" : ""}` +
           `${c.feasible[i] === false ? " · infeasible" : ""}`];
 }
 

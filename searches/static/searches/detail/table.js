@@ -1,4 +1,5 @@
 /* The candidate table: sorted, filtered and paginated client-side; 25 rows of DOM. */
+import { generationNumber } from "./store.js";
 
 /** ctx: {store, state: {job}, candidateUrl, trainUrl}. Returns renderTable(). */
 export function createTable(ctx) {
@@ -18,14 +19,14 @@ export function createTable(ctx) {
     const c = store.cols;
     const text = filterNodes.archid.value.trim().toLowerCase();
     const status = filterNodes.status.value;
-    const generation = filterNodes.generation.value === "" ? null : Number(filterNodes.generation.value);
+    const generation = filterNodes.generation.value === "" ? null : Number(filterNodes.generation.value);  // 1 to N
     const paretoOnly = filterNodes.pareto.checked;
     const feasibleOnly = filterNodes.feasible.checked;
     const picked = [];
     for (let i = 0; i < store.n; i++) {
       if (text && !c.archid[i].includes(text)) continue;
       if (status && c.status[i] !== status) continue;
-      if (generation !== null && c.generation[i] !== generation) continue;
+      if (generation !== null && generationNumber(c.generation[i]) !== generation) continue;
       if (paretoOnly && !c.is_pareto[i]) continue;
       if (feasibleOnly && c.feasible[i] !== true) continue;
       picked.push(i);
@@ -48,7 +49,7 @@ export function createTable(ctx) {
       fragment.append(LTS.el("tr", {},
         LTS.el("td", { class: "mono" }, LTS.el("a", { href: candidateUrl(state.job.id, c.archid[i]), title: c.archid[i] },
                                                `${c.archid[i].slice(0, 17)}…`)),
-        LTS.el("td", { class: "num" }, c.generation[i]), LTS.el("td", {}, c.origin[i]),
+        LTS.el("td", { class: "num" }, generationNumber(c.generation[i])), LTS.el("td", {}, c.origin[i]),
         LTS.el("td", { class: "num" }, c.n_layer[i]), LTS.el("td", { class: "num" }, c.d_model[i]),
         LTS.el("td", { class: "num" }, c.d_inner[i]), LTS.el("td", { class: "num" }, c.n_head[i]),
         LTS.el("td", { class: "num", title: LTS.int(c.proxy[i]) }, LTS.params(c.proxy[i])),
