@@ -33,14 +33,29 @@ LIST_LIMIT = 500
 IMPORTS_SHOWN = 10
 
 
+# TrainConfig's budget: a limit that is not set is no limit (the run ends at the first limit that is).
+_LIMITS = frozenset({"max_steps", "max_tokens", "max_minutes"})
+# TrainConfig's settings that 0 turns off: no clipping, no interval evaluations or checkpoints (the final ones stay).
+_OFF_AT_ZERO = frozenset({"grad_clip", "eval_interval", "checkpoint_interval"})
+
+
 def _settings_items(config: dict[str, Any]) -> list[tuple[str, str]]:
-    """A run's settings as the page writes them: floats to significant digits (min_lr 0.00006, not
-    5.9999999999999995e-05), counts with separators."""
-    def text(value: Any) -> str:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            return json.dumps(value) if isinstance(value, (list, dict)) else str(value)
-        return numbers.count(value) if isinstance(value, int) else numbers.significant(value)
-    return [(key, text(value)) for key, value in sorted(config.items())]
+    """A run's settings as the page writes them for a reader, never a Python repr: a limit not set is "no limit",
+    a setting 0 turns off is "off", yes/no, floats to significant digits (min_lr 0.00006, not 5.9999999999999995e-05)
+    and counts with separators (lts_web.numbers), a pair such as betas "0.9, 0.95"."""
+    def text(key: str, value: Any) -> str:
+        if value is None:
+            return "no limit" if key in _LIMITS else "none"
+        if isinstance(value, bool):
+            return "yes" if value else "no"
+        if isinstance(value, (int, float)):
+            if value == 0 and key in _OFF_AT_ZERO:
+                return "off"
+            return numbers.count(value) if isinstance(value, int) else numbers.significant(value)
+        if isinstance(value, (list, tuple)):
+            return ", ".join(text("", item) for item in value)
+        return json.dumps(value) if isinstance(value, dict) else str(value)
+    return [(key, text(key, value)) for key, value in sorted(config.items())]
 
 
 def _representative(rows: list[Measurement], own: str = "") -> dict[str, Measurement]:

@@ -10,6 +10,7 @@ import pytest
 from django.utils import timezone
 
 from lts_web import numbers
+from models_zoo.core import TrainConfig
 from models_zoo.models import TrainingRun
 from searches import services
 from searches.models import Device
@@ -45,8 +46,9 @@ def data(actors, monkeypatch):
     queued = services.do_create_search(owner=actors.alice, team=actors.acme, name="not started", spec=spec())
     common = dict(team=actors.acme, owner=actors.alice, architecture=TINY_ARCH, archid="gpt2_x", tokenizer="bpe:400")
     queued_run = TrainingRun.objects.create(name="waiting", config={"max_steps": 30, "log_interval": 10}, **common)
-    stopped = TrainingRun.objects.create(name="done", status="completed", step=30, total_steps=30,
-                                         config={"max_steps": 30, "max_tokens": None, "min_lr": 5.9999999999999995e-05},
+    # the settings as a run stores them (TrainConfig.to_dict): every one, the limits not set among them
+    config = {**TrainConfig(max_steps=30, checkpoint_interval=0).to_dict(), "min_lr": 5.9999999999999995e-05}
+    stopped = TrainingRun.objects.create(name="done", status="completed", step=30, total_steps=30, config=config,
                                          tokens_seen=1048576, **common)
     done.refresh_from_db()
     return {"done": done, "queued": queued, "queued_run": queued_run, "stopped": stopped,
@@ -160,6 +162,11 @@ def test_a_finished_run_says_why_it_stopped_and_its_settings_read_plainly(live_s
     main = page.locator("main").inner_text()
     assert "min_lr 0.00006" in main and "5.9999999999999995e-05" not in main
     assert "1,048,576" in main  # tokens with separators
+    settings = page.locator("dt:text-is('Settings') + dd").inner_text()
+    for shown in ("max_steps 30", "max_tokens no limit", "max_minutes no limit", "checkpoint_interval off",
+                  "eval_interval 250", "betas 0.9, 0.95", "grad_clip 1 ", "dropout 0 ", "lr 0.0006"):
+        assert shown in settings, (shown, settings)
+    assert not re.search(r"None|True|False|\[|\]|\d\.0\b", settings), settings  # no Python repr, no list, no 1.0
 
 
 def test_train_names_an_unknown_candidate_and_the_dataset_detour_comes_back(live_server, page):

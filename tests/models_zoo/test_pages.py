@@ -160,6 +160,26 @@ def test_run_detail_has_the_live_progress_hooks(client, actors, objects):
     assert "Cancel" in client.get(f"/zoo/runs/{run.pk}/").content.decode()
 
 
+def test_run_settings_read_plainly_never_as_python_reprs(client, actors, dataset, sent):
+    run = services.do_start_training(owner=actors.alice, team=actors.acme, dataset=dataset, tokenizer="bpe:400",
+                                     architecture=TINY_ARCH, name="plain",
+                                     config={**FAST_CONFIG, "max_steps": 12000, "eval_interval": 0, "grad_clip": 0.0,
+                                             "min_lr": 5.9999999999999995e-05, "lr": 6e-4})
+    assert run.config["max_tokens"] is None and run.config["max_minutes"] is None  # stored as the core has them
+    TrainingRun.objects.filter(pk=run.pk).update(step=3456, total_steps=12000)
+    client.force_login(actors.bob)
+    html = client.get(f"/zoo/runs/{run.pk}/").content.decode()
+    settings = html[html.index("<dt>Settings</dt>"):]
+    settings = settings[:settings.index("</dd>")]
+    for key, shown in (("max_steps", "12,000"), ("max_tokens", "no limit"), ("max_minutes", "no limit"),
+                       ("eval_interval", "off"), ("grad_clip", "off"), ("checkpoint_interval", "10"),
+                       ("betas", "0.9, 0.95"), ("dropout", "0"), ("min_lr", "0.00006"), ("lr", "0.0006")):
+        assert f"<code>{key}</code> {shown}" in settings, (key, settings)
+    for repr_ in ("None", "True", "False", "[", "e-05", ".0 "):
+        assert repr_ not in settings, (repr_, settings)
+    assert '<span data-field="step">3,456</span> / <span data-field="total_steps">12,000</span>' in html
+
+
 def test_lts_train_local_trains_in_process_with_a_progress_bar(actors, corpus, roots, one_thread, tmp_path):
     out = io.StringIO()
     call_command("lts_train", "--arch", json.dumps(TINY_ARCH), "--data", corpus, "--tokenizer", "bpe:400",
