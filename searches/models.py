@@ -267,6 +267,13 @@ class CostModelFit(MeasurementKey):
     latency_coverage = models.FloatField()  # share of held-out measurements inside their interval
     memory_coverage = models.FloatField()
     coverage = models.FloatField()  # the intervals' nominal coverage (0.9)
+    # The check on later measurements (cost_model: each block predicted by the model fit on what was measured before
+    # it, judged by that model's interval): how many, their MAPE, the share inside. None before there are any.
+    later_measurements = models.PositiveIntegerField(default=0)
+    latency_later_mape = models.FloatField(null=True)
+    memory_later_mape = models.FloatField(null=True)
+    latency_later_coverage = models.FloatField(null=True)
+    memory_later_coverage = models.FloatField(null=True)
     families = models.JSONField(default=dict)  # {"latency": "nnls", "memory": "loglinear"}
 
     class Meta:

@@ -316,13 +316,22 @@ class CostModelSerializer(serializers.ModelSerializer):
     latency_coverage = serializers.FloatField(help_text="share of held-out measurements inside their interval")
     memory_coverage = serializers.FloatField()
     coverage = serializers.FloatField(help_text="the intervals' nominal coverage")
+    later_measurements = serializers.IntegerField(
+        help_text="measurements in the check on later measurements: each predicted by the model fit on what was "
+                  "measured before it, as a search uses the model")
+    latency_later_mape = serializers.FloatField(allow_null=True, help_text="MAPE of those predictions (null: none)")
+    memory_later_mape = serializers.FloatField(allow_null=True)
+    latency_later_coverage = serializers.FloatField(
+        allow_null=True, help_text="share of those measurements inside the interval the model gave them before")
+    memory_later_coverage = serializers.FloatField(allow_null=True)
     families = serializers.DictField(child=serializers.CharField(), help_text="model family of each target")
 
     class Meta:
         model = CostModelFit
         fields = ["device", *MEASUREMENT_KEY_FIELDS, "measurements", "fitted_on", "fitted_at", "version",
                   "latency_mape", "memory_mape", "latency_spearman", "memory_spearman", "latency_coverage",
-                  "memory_coverage", "coverage", "families"]
+                  "memory_coverage", "coverage", "later_measurements", "latency_later_mape", "memory_later_mape",
+                  "latency_later_coverage", "memory_later_coverage", "families"]
         read_only_fields = fields
 
 

@@ -63,7 +63,17 @@ def _progress(job: SearchJob) -> dict[str, Any]:
     counts = {"candidates": 0, "measured": 0, "measuring": 0, "failed": 0, "pareto": 0, **(job.counts or {})}
     latest = significant(job.hypervolumes[-1]["hypervolume"]) if job.hypervolumes else None
     return {"generations": done, "budget": budget, "percent": percent, "counts": counts, "hypervolume": latest,
-            "measured_text": _measured_text(job, counts)}
+            "measured_text": _measured_text(job, counts), "predictions_text": _predictions_text(counts)}
+
+
+def _predictions_text(counts: dict[str, int]) -> str:
+    """How the cost model's 90% intervals held in this search (detail/main.js predictionsText says the same live);
+    "" before a predicted candidate was measured."""
+    checked = counts.get("predictions_checked", 0)
+    if not checked:
+        return ""
+    return (f"latency inside its 90% interval for {counts.get('latency_inside', 0)} of {checked} measured "
+            f"candidates, peak memory for {counts.get('memory_inside', 0)} of {checked}")
 
 
 def _measured_text(job: SearchJob, counts: dict[str, int]) -> str:
@@ -260,11 +270,14 @@ def device_detail(request: HttpRequest, name: str) -> HttpResponse:
 
 
 def _fit_figures(fit) -> list[dict[str, Any]]:
-    """One row per target: held-out MAPE and interval coverage in percent, Spearman, the family."""
+    """One row per target: held-out MAPE and interval coverage in percent, Spearman, the same on later measurements,
+    the family."""
     def percent(value: float | None) -> str:
         return "–" if value is None else f"{100 * value:.1f}%"
 
     return [{"target": label, "mape": percent(getattr(fit, f"{t}_mape")),
              "spearman": "–" if getattr(fit, f"{t}_spearman") is None else f"{getattr(fit, f'{t}_spearman'):.3f}",
-             "coverage": percent(getattr(fit, f"{t}_coverage")), "family": fit.families.get(t, "")}
+             "coverage": percent(getattr(fit, f"{t}_coverage")),
+             "later_mape": percent(getattr(fit, f"{t}_later_mape")),
+             "later_coverage": percent(getattr(fit, f"{t}_later_coverage")), "family": fit.families.get(t, "")}
             for t, label in (("latency", "latency"), ("memory", "peak memory"))]

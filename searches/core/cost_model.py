@@ -16,10 +16,19 @@ error is kept (``fit_cost_model``):
 - ``loglinear``: a power law, least squares of log(value) on log(term); it wins where costs are not additive (a
   machine whose cache effects bend the curve).
 
-Intervals are split-conformal in log space, from K-fold held-out residuals (cross-conformal): the half-width is the
-ceil((1 - alpha)(n + 1))-th smallest |log(measured / predicted)|, so an interval is [pred / e^q, pred * e^q] and
-covers 1 - alpha of new measurements of the key when they are exchangeable with the fitted ones. The same held-out
-predictions give the model's error figures (MAPE, Spearman, the held-out coverage).
+Intervals are conformal in log space: the half-width q is the ceil((1 - alpha)(n + 1))-th smallest of n residuals
+|log(measured / predicted)|, so an interval is [pred / e^q, pred * e^q]. Two sets of residuals give a q each, and the
+interval takes the larger:
+
+- K-fold held-out residuals (cross-conformal): right when new measurements are exchangeable with the fitted ones.
+- Residuals on later measurements, when the observations say when they were measured (``measured_at``): each block
+  of measurements predicted by the model fit on everything measured before it, as a search uses the model. These
+  carry what exchangeable folds cannot: a search moves toward its frontier, and a shared host runs at different
+  speeds in different hours (measured here: a slow phase of the host added 3-5% to every latency for 20 minutes).
+
+The same predictions give the model's error figures: MAPE, Spearman and coverage on held-out folds, and MAPE and
+coverage on later measurements, where each block is judged by the interval the model had before it (``later_*``):
+the check of the stated coverage as a search meets it.
 """
 from __future__ import annotations
 
@@ -55,7 +64,7 @@ __all__ = [
     "space_filling_design",
 ]
 
-COST_MODEL_VERSION = 1
+COST_MODEL_VERSION = 2
 TARGETS = ("latency", "memory")
 FAMILIES = ("nnls", "loglinear")
 # Below this many measurements of a key there is no model: the largest term set has 10 coefficients, and the
@@ -63,6 +72,11 @@ FAMILIES = ("nnls", "loglinear")
 # statistic (ceil(0.9 * 16) = 15 of 15 held-out residuals) rather than the maximum.
 MIN_OBSERVATIONS = 16
 _FOLDS = 10
+# Later measurements: at most this many blocks (refits) in the check, each of at least _BLOCK rows; the residuals on
+# later measurements widen the interval once there are at least _MIN_LATER of them (ceil(0.9 * 21) = 19 <= 20).
+_MAX_BLOCKS = 20
+_BLOCK = 10
+_MIN_LATER = 20
 _DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
 
 _LATENCY_TERMS = ("intercept", "layers", "attn_proj_flops", "attn_score_flops", "softmax_elems", "mlp_flops",
@@ -82,11 +96,14 @@ class NotEnoughData(ValueError):
 
 @dataclass(frozen=True)
 class Observation:
-    """One finished measurement: the architecture and what the profiler reported."""
+    """One finished measurement: the architecture, what the profiler reported and, optionally, when (any clock that
+    increases: seconds since the epoch). With ``measured_at`` on every observation, the fit also checks and widens
+    its intervals on later measurements."""
 
     arch: Architecture
     latency_s: float
     memory_mb: float
+    measured_at: float | None = None
 
     def value(self, target: str) -> float:
         return self.latency_s if target == "latency" else self.memory_mb
@@ -214,6 +231,12 @@ class TargetModel:
     heldout_mape: float           # of the K-fold held-out predictions
     heldout_spearman: float
     heldout_coverage: float       # share of held-out measurements inside an interval of the same half-width
+    # The check on later measurements (each block predicted by the model fit before it, with that model's interval):
+    # how many were predicted that way, their MAPE and the share inside the interval; 0 and None before there are
+    # any (no measured_at, or no measurement after the first MIN_OBSERVATIONS).
+    later_n: int = 0
+    later_mape: float | None = None
+    later_coverage: float | None = None
 
     def predict(self, archs: Sequence[Architecture], settings: ProfileSettings) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(value, low, high) arrays for ``archs`` under ``settings``."""
@@ -257,9 +280,54 @@ def _spearman(y: np.ndarray, pred: np.ndarray) -> float:
     return float(spearmanr(y, pred).statistic)
 
 
-def _fit_target(target: str, X: np.ndarray, y: np.ndarray, coverage: float,
-                folds: int) -> tuple[TargetModel, np.ndarray]:
-    """The model of the family with the lower held-out MAPE, and that family's held-out predictions."""
+def _later_blocks(n: int, start: int) -> list[tuple[int, int]]:
+    """(start, stop) row ranges of the later-measurement check: rows from ``start`` on, in at most _MAX_BLOCKS blocks
+    of at least _BLOCK rows."""
+    if n <= start:
+        return []
+    size = max(_BLOCK, math.ceil((n - start) / _MAX_BLOCKS))
+    return [(i, min(i + size, n)) for i in range(start, n, size)]
+
+
+def _halfwidth(kfold: np.ndarray, later: np.ndarray, coverage: float) -> float:
+    """The interval's log half-width: the larger conformal quantile of the two residual sets (the later one once it
+    has _MIN_LATER residuals)."""
+    q = _conformal_q(kfold, coverage)
+    if later.size >= _MIN_LATER:
+        q = max(q, _conformal_q(later, coverage))
+    return q
+
+
+def _later(family: str, X: np.ndarray, y: np.ndarray, coverage: float, folds: int,
+           start: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The later-measurement check on rows in time order: for each block, the prediction of the model fit on the rows
+    before it, and whether the block's measurement lay inside that model's interval (its half-width from the rows
+    before the block, as ``_fit_target`` computes it). Returns (row indices, predictions, inside)."""
+    rows, preds, inside = [], [], []
+    residuals: list[np.ndarray] = []
+    for lo, hi in _later_blocks(len(y), start):
+        train = slice(0, lo)
+        cols = _usable_columns(X[train], family)
+        coef = _fit_family(family, X[train][:, cols], y[train])
+        pred = np.maximum(_predict_family(family, coef, X[lo:hi][:, cols]), 1e-12)
+        kfold = np.abs(np.log(y[train] / _heldout(family, X[train], y[train], folds)))
+        before = np.concatenate(residuals) if residuals else np.empty(0)
+        q = _halfwidth(kfold, before, coverage)
+        r = np.abs(np.log(y[lo:hi] / pred))
+        rows.append(np.arange(lo, hi))
+        preds.append(pred)
+        inside.append(r <= q)
+        residuals.append(r)
+    if not rows:
+        return np.empty(0, dtype=int), np.empty(0), np.empty(0, dtype=bool)
+    return np.concatenate(rows), np.concatenate(preds), np.concatenate(inside)
+
+
+
+def _fit_target(target: str, X: np.ndarray, y: np.ndarray, coverage: float, folds: int,
+                order: np.ndarray | None = None, start: int = MIN_OBSERVATIONS) -> tuple[TargetModel, np.ndarray]:
+    """The model of the family with the lower held-out MAPE, and that family's held-out predictions. ``order``: the
+    rows in the order they were measured, for the later-measurement check (None: no check)."""
     best: tuple[float, str, np.ndarray] | None = None
     for family in FAMILIES:
         held = _heldout(family, X, y, folds)
@@ -269,13 +337,22 @@ def _fit_target(target: str, X: np.ndarray, y: np.ndarray, coverage: float,
     assert best is not None
     error, family, held = best
     residuals = np.abs(np.log(y / held))
-    q = _conformal_q(residuals, coverage)
+    later: dict[str, Any] = {"later_n": 0, "later_mape": None, "later_coverage": None}
+    later_residuals = np.empty(0)
+    if order is not None:
+        Xo, yo = X[order], y[order]
+        rows, pred, inside = _later(family, Xo, yo, coverage, folds, start)
+        if rows.size:
+            later_residuals = np.abs(np.log(yo[rows] / pred))
+            later = {"later_n": int(rows.size), "later_mape": _mape(yo[rows], pred),
+                     "later_coverage": float(np.mean(inside))}
+    q = _halfwidth(residuals, later_residuals, coverage)
     cols = _usable_columns(X, family)
     coef = _fit_family(family, X[:, cols], y)
     terms = tuple(TERMS[target][j] for j in cols)
     model = TargetModel(target=target, family=family, terms=terms, coef=tuple(float(c) for c in coef),
                         log_halfwidth=q, coverage=coverage, heldout_mape=error, heldout_spearman=_spearman(y, held),
-                        heldout_coverage=float(np.mean(residuals <= q)))
+                        heldout_coverage=float(np.mean(residuals <= q)), **later)
     return model, held
 
 
@@ -330,6 +407,9 @@ def _check_observations(observations: Sequence[Observation]) -> list[Observation
             value = getattr(obs, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
                 raise ValueError(f"{obs.arch.archid}: {name} must be a positive finite number, got {value!r}")
+        if obs.measured_at is not None and not (isinstance(obs.measured_at, (int, float))
+                                                and math.isfinite(obs.measured_at)):
+            raise ValueError(f"{obs.arch.archid}: measured_at must be a finite number or None, got {obs.measured_at!r}")
         seen[obs.arch.archid] = obs  # one measurement per archid and key: the cache's unique key
     # Sorted by archid: the fit (and its folds) does not depend on the order the measurements were read in.
     return [seen[k] for k in sorted(seen)]
@@ -339,19 +419,24 @@ def fit_cost_model(settings: ProfileSettings, observations: Sequence[Observation
                    folds: int = _FOLDS, min_observations: int = MIN_OBSERVATIONS,
                    now: datetime | None = None) -> CostModel:
     """Fit latency and memory models on the finished measurements of one key. Raises NotEnoughData below
-    ``min_observations`` distinct architectures."""
+    ``min_observations`` distinct architectures. When every observation has ``measured_at``, the intervals are also
+    checked and widened on later measurements (module docstring)."""
     if not 0.5 <= coverage < 1:
         raise ValueError(f"coverage must be in [0.5, 1), got {coverage}")
     rows = _check_observations(observations)
     if len(rows) < max(min_observations, 3):
         raise NotEnoughData(len(rows), max(min_observations, 3))
     archs = [o.arch for o in rows]
+    times = [o.measured_at for o in rows]
+    # Time order, ties by archid (rows are in archid order and the sort is stable).
+    order = None if any(t is None for t in times) else np.argsort(np.array(times, dtype=float), kind="stable")
+    start = max(min_observations, 3)
     models = {}
     heldout: dict[str, list[Any]] = {"archid": [a.archid for a in archs]}
     for target, unit in zip(TARGETS, ("latency_s", "memory_mb")):
         X = design_matrix(archs, settings, target)
         y = np.array([o.value(target) for o in rows], dtype=float)
-        models[target], held = _fit_target(target, X, y, coverage, folds)
+        models[target], held = _fit_target(target, X, y, coverage, folds, order, start)
         heldout[unit], heldout[f"{target}_pred"] = y.tolist(), held.tolist()
     digest = fitted_on_digest([a.archid for a in archs])
     stamp = (now or datetime.now(UTC)).isoformat(timespec="seconds")

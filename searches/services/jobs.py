@@ -87,6 +87,23 @@ def _refresh_counts(job: SearchJob) -> None:
         # one measurement, behind the page's "hardware time saved"
         hardware_measured=Count("id", filter=Q(status=C.MEASURED, cache_hit=False)),
     )
+    job.counts.update(_predictions_held(job))
+
+
+def _predictions_held(job: SearchJob) -> dict[str, int]:
+    """The check of the cost model's intervals in this search: of the measured candidates that were predicted before
+    they were measured, how many measured latencies and peak memories lay inside their predicted intervals."""
+    rows = (job.candidates.filter(status=C.MEASURED, predicted__isnull=False, measurement__status=Measurement.Status.DONE)
+            .values_list("predicted", "measurement__latency_median_s", "measurement__peak_memory_mb"))
+    out = {"predictions_checked": 0, "latency_inside": 0, "memory_inside": 0}
+    for predicted, latency, memory in rows:
+        if not predicted:
+            continue
+        out["predictions_checked"] += 1
+        for name, value in (("latency", latency), ("memory", memory)):
+            _, low, high = predicted[name]
+            out[f"{name}_inside"] += int(low <= value <= high)
+    return out
 
 
 def candidate_objectives(candidate: Candidate) -> dict[str, float] | None:

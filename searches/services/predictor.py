@@ -63,6 +63,15 @@ def _finished(device: Device, key: Mapping[str, Any]) -> QuerySet[Measurement]:
                                       peak_memory_mb__gt=0, **key)
 
 
+def _observations(finished: QuerySet[Measurement]) -> list[Observation]:
+    """The cost model's observations of finished measurements, with when each finished (the check on later
+    measurements orders them by it)."""
+    rows = finished.values_list("config", "latency_median_s", "peak_memory_mb", "finished_at")
+    return [Observation(Architecture.from_dict(config), latency, memory,
+                        finished_at.timestamp() if finished_at is not None else None)
+            for config, latency, memory, finished_at in rows]
+
+
 def measured_keys(device: Device) -> list[dict[str, Any]]:
     """Each key of ``device`` with finished measurements, in key order: its fields, ``measurements`` (how many) and
     ``fit``, its stored CostModelFit or None. Two queries: one GROUP BY over the (device, status) index, the fits."""
@@ -89,8 +98,8 @@ class RefitResult:
 
 
 def _columns(model: CostModel) -> dict[str, Any]:
-    def number(value: float) -> float | None:
-        return value if math.isfinite(value) else None
+    def number(value: float | None) -> float | None:
+        return value if value is not None and math.isfinite(value) else None
 
     return {"model": model.to_dict(), "measurements": model.measurements, "fitted_on": model.fitted_on,
             "fitted_at": datetime.fromisoformat(model.fitted_at),
@@ -99,6 +108,10 @@ def _columns(model: CostModel) -> dict[str, Any]:
             "memory_spearman": number(model.memory.heldout_spearman),
             "latency_coverage": model.latency.heldout_coverage, "memory_coverage": model.memory.heldout_coverage,
             "coverage": model.latency.coverage,
+            "later_measurements": model.latency.later_n,
+            "latency_later_mape": number(model.latency.later_mape), "memory_later_mape": number(model.memory.later_mape),
+            "latency_later_coverage": number(model.latency.later_coverage),
+            "memory_later_coverage": number(model.memory.later_coverage),
             "families": {"latency": model.latency.family, "memory": model.memory.family}}
 
 
@@ -119,8 +132,7 @@ def do_refit_cost_model(device: Device, settings: ProfileSettings) -> RefitResul
     digest = fitted_on_digest(archids)
     if stored is not None and stored.fitted_on == digest and stored.model.get("version") == COST_MODEL_VERSION:
         return RefitResult(fit=stored, refitted=False, measurements=len(archids))
-    rows = finished.values_list("config", "latency_median_s", "peak_memory_mb")
-    observations = [Observation(Architecture.from_dict(config), latency, memory) for config, latency, memory in rows]
+    observations = _observations(finished)
     try:
         model = fit_cost_model(key_settings(key), observations)
     except NotEnoughData as exc:  # only if rows were deleted between the two reads
@@ -191,6 +203,4 @@ def snapshot_cost_model(device: Device, settings: ProfileSettings, *, cutoff: in
     inputs give the same model whatever runs beside it. Not stored (CostModelFit is the key's shared latest fit).
     NotEnoughData below MIN_OBSERVATIONS. ``fitted_at`` is fixed: nothing of the model depends on when it was fit."""
     rows = _finished(device, measurement_key(settings)).filter(Q(id__lte=cutoff) | Q(id__in=measurement_ids))
-    observations = [Observation(Architecture.from_dict(config), latency, memory)
-                    for config, latency, memory in rows.values_list("config", "latency_median_s", "peak_memory_mb")]
-    return fit_cost_model(settings, observations, now=datetime(2000, 1, 1, tzinfo=UTC))
+    return fit_cost_model(settings, _observations(rows), now=datetime(2000, 1, 1, tzinfo=UTC))

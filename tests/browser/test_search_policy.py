@@ -48,6 +48,12 @@ def test_predicted_candidates_are_drawn_hollow_and_measured_on_demand(live_serve
     page.wait_for_function("() => window.LTS_FIRST_DRAW_MS !== undefined")
     assert f"{predicted} predicted (hollow)" in page.locator("#chart-status").inner_text()
     assert "hardware time saved ~" in page.locator("#progress-text").inner_text()
+    # How the intervals held on what was measured, from the live job state as from the first load.
+    checked = job.counts["predictions_checked"]
+    assert checked > 0 and page.locator("#predictions").is_visible()
+    assert page.locator("#predictions-text").inner_text() == (
+        f"latency inside its 90% interval for {job.counts['latency_inside']} of {checked} measured candidates, "
+        f"peak memory for {job.counts['memory_inside']} of {checked}")
     # The 2-D figure: per panel, candidates, infeasible, frontier, then the predicted ones (hollow).
     drawn = page.evaluate("""() => document.getElementById('chart-frontier')._fullData
         .filter((d) => d.name === 'predicted, not measured').map((d) => [d.x.length, d.marker.symbol])""")

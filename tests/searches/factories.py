@@ -62,7 +62,10 @@ def run_job(job: SearchJob, *, pause_after: int | None = None, max_steps: int = 
 def measured(device, n: int, settings=None, *, seed: int = 0, start: int = 0) -> list[Measurement]:
     """``n`` finished measurements of gpt2-lts architectures on ``device`` under ``settings`` (default
     ProfileSettings()), with latency and memory from the synthetic ground truth of the cost-model tests; ``start``
-    skips that many architectures of the same shuffled order (a later batch of the same key)."""
+    skips that many architectures of the same shuffled order (a later batch of the same key). They finished one
+    second apart, in that order, a batch with a later ``start`` after an earlier one."""
+    from datetime import UTC, datetime, timedelta
+
     import numpy as np
 
     from searches.core.profiling import ProfileSettings
@@ -74,11 +77,12 @@ def measured(device, n: int, settings=None, *, seed: int = 0, start: int = 0) ->
     order = np.random.default_rng(seed).permutation(len(archs))[start:start + n]
     rng = np.random.default_rng(seed + 1 + start)
     rows = []
-    for i in order:
+    finished = datetime(2026, 1, 1, tzinfo=UTC) + timedelta(seconds=start)
+    for k, i in enumerate(order):
         obs = _truth(archs[i], rng, settings=settings)
         rows.append(Measurement.objects.create(
             archid=obs.arch.archid, config=obs.arch.to_dict(), device=device, backend=settings.backend,
             batch_size=settings.batch_size, seq_len=settings.seq_len, threads=settings.threads, mode=settings.mode,
             dtype=settings.dtype, device_type=settings.device, status="done", latency_median_s=obs.latency_s,
-            peak_memory_mb=obs.memory_mb, wall_s=1.0))
+            peak_memory_mb=obs.memory_mb, wall_s=1.0, finished_at=finished + timedelta(seconds=k)))
     return rows

@@ -48,6 +48,9 @@ def test_fitted_keys_show_their_figures_and_chart_data_and_the_others_what_they_
     assert "Fit on 24 measurements" in fitted and "(version 1)" in fitted and "90% nominal coverage" in fitted
     assert f"{100 * fit.latency_mape:.1f}%" in fitted and f"{100 * fit.memory_mape:.1f}%" in fitted
     assert f"{fit.latency_spearman:.3f}" in fitted and f"{100 * fit.memory_coverage:.1f}%" in fitted
+    # the check on later measurements: its column, its figures and how many measurements it covers
+    assert "Later coverage" in fitted and "later figures over 8 measurements" in fitted
+    assert f"{100 * fit.latency_later_coverage:.1f}%" in fitted and f"{100 * fit.memory_later_mape:.1f}%" in fitted
     assert 'id="cost-chart-0-latency"' in fitted and 'id="cost-chart-0-memory"' in fitted
     few = re.search(r"1 × 1024 tokens · 2 threads ·(.*?)</section>", page, re.S).group(1)
     assert "5 finished measurements; a cost model needs at least 16." in few and "cost-chart" not in few

@@ -259,6 +259,34 @@ def test_search_page_counts_measured_of_proposed_and_time_saved(client, actors, 
     assert len(drawn) == counts["predicted"] and all(p["latency"][1] <= p["latency"][0] for p in drawn)
 
 
+def test_search_page_says_how_the_intervals_held_on_what_was_measured(client, actors, device, no_messages):
+    from searches.services.jobs import _refresh_counts
+
+    job = _run(actors, scored(seed=12), name="scored")
+    checked = list(job.candidates.filter(status="measured", predicted__isnull=False).select_related("measurement"))
+    assert checked and job.counts["predictions_checked"] == len(checked)
+
+    def inside(c, name):
+        value = {"latency": c.measurement.latency_median_s, "memory": c.measurement.peak_memory_mb}[name]
+        return c.predicted[name][1] <= value <= c.predicted[name][2]
+
+    held = {name: sum(inside(c, name) for c in checked) for name in ("latency", "memory")}
+    assert (job.counts["latency_inside"], job.counts["memory_inside"]) == (held["latency"], held["memory"])
+    client.force_login(actors.alice)
+    page = client.get(f"/searches/{job.pk}/").content.decode()
+    assert (f"latency inside its 90% interval for {held['latency']} of {len(checked)} measured candidates, peak "
+            f"memory for {held['memory']} of {len(checked)}") in page
+    # A measurement far above its interval counts as a miss at the next refresh of the counters.
+    miss = next(c for c in checked if inside(c, "latency"))
+    Measurement.objects.filter(pk=miss.measurement_id).update(latency_median_s=3 * miss.predicted["latency"][2])
+    _refresh_counts(job)
+    assert job.counts["latency_inside"] == held["latency"] - 1 and job.counts["memory_inside"] == held["memory"]
+    # A search that measures everything predicted nothing: no such line.
+    plain = _run(actors, tiny("all", seed=11), name="plain")
+    assert plain.counts["predictions_checked"] == 0
+    assert 'id="predictions" hidden' in client.get(f"/searches/{plain.pk}/").content.decode()
+
+
 def test_a_step_lost_with_its_worker_is_replayed_identically(actors, device, no_messages):
     """A worker killed mid-step loses the step's one transaction; the reaper's replay must decide the same. Every
     step here first dies once (rolled back as a killed worker's would be), then runs again."""

@@ -44,6 +44,10 @@ def test_a_fit_is_stored_with_its_figures(device):
     assert 0 < fit.latency_mape < 0.05 and 0 < fit.memory_mape < 0.02
     assert fit.latency_spearman > 0.98 and fit.memory_spearman > 0.98
     assert 0.5 <= fit.latency_coverage <= 1 and fit.coverage == 0.9
+    # The check on later measurements: the 14 measured after the first 16, each predicted before it landed.
+    assert fit.later_measurements == 30 - 16
+    assert 0 < fit.latency_later_mape < 0.08 and 0 < fit.memory_later_mape < 0.03
+    assert 0.5 <= fit.latency_later_coverage <= 1 and 0.5 <= fit.memory_later_coverage <= 1
     assert set(fit.families) == {"latency", "memory"} and fit.families["latency"] in ("nnls", "loglinear")
     model = CostModel.from_dict(fit.model)  # the stored JSON is the whole model
     assert model.fitted_on == fit.fitted_on and len(model.heldout["archid"]) == 30

@@ -40,7 +40,10 @@ def test_predictions_with_intervals_and_the_models_figures(bob, device):
     assert model["device"] == "edge-1" and model["measurements"] == 30 and model["version"] == 1
     assert model["seq_len"] == 1024 and model["device_type"] == "cpu" and model["coverage"] == 0.9
     assert model["latency_mape"] == fit.latency_mape and model["memory_spearman"] == fit.memory_spearman
-    assert set(model) >= {"fitted_at", "fitted_on", "latency_coverage", "memory_coverage", "families"}
+    assert set(model) >= {"fitted_at", "fitted_on", "latency_coverage", "memory_coverage", "families",
+                          "later_measurements", "latency_later_mape", "latency_later_coverage",
+                          "memory_later_mape", "memory_later_coverage"}
+    assert model["later_measurements"] > 0 and 0 <= model["latency_later_coverage"] <= 1
     assert [r["archid"] for r in body["results"]] == [a.archid for a in ARCHS]
     for row in body["results"]:
         assert set(row) == {"archid", "latency_s", "latency_interval", "memory_mb", "memory_interval", "measurements",

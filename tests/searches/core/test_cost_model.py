@@ -93,6 +93,58 @@ def test_fit_is_deterministic_and_order_free(measured):
     assert a == b
 
 
+def _timed(rows: list[Observation], slower_after: int = 10**9, factor: float = 1.0) -> list[Observation]:
+    """``rows`` measured one after the other (measured_at 0, 1, ...); from ``slower_after`` on, latency ``factor``
+    times what it was: a host that runs slower from then on, or a search that moved where the costs differ."""
+    return [Observation(o.arch, o.latency_s * (factor if i >= slower_after else 1.0), o.memory_mb, float(i))
+            for i, o in enumerate(rows)]
+
+
+def test_later_measurements_check_the_intervals_as_a_search_meets_them(measured):
+    # Without measured_at there is no check, and the interval is the held-out folds' alone.
+    plain = fit_cost_model(SETTINGS, measured[:120])
+    assert (plain.latency.later_n, plain.latency.later_mape, plain.latency.later_coverage) == (0, None, None)
+    # Exchangeable measurements: the later check agrees with the folds, and barely widens the interval.
+    steady = fit_cost_model(SETTINGS, _timed(measured[:120]))
+    assert steady.latency.later_n == 120 - MIN_OBSERVATIONS
+    assert 0.8 <= steady.latency.later_coverage <= 1.0 and steady.latency.later_mape < 0.05
+    assert steady.latency.log_halfwidth >= plain.latency.log_halfwidth  # never narrower than the folds' interval
+    assert steady.latency.log_halfwidth < 1.5 * plain.latency.log_halfwidth
+    # From the 60th measurement on, every latency is 8% higher (a slow phase of the host). Folds mix both phases
+    # and see little; the later check predicts the slow phase from the fast one, misses, and widens the interval.
+    drift = fit_cost_model(SETTINGS, _timed(measured[:120], slower_after=60, factor=1.08))
+    assert drift.latency.later_coverage < steady.latency.later_coverage
+    assert drift.latency.log_halfwidth > math.log(1.08) > steady.latency.log_halfwidth
+    assert drift.latency.log_halfwidth > 1.2 * fit_cost_model(
+        SETTINGS, [Observation(o.arch, o.latency_s, o.memory_mb) for o in _timed(
+            measured[:120], slower_after=60, factor=1.08)]).latency.log_halfwidth
+    # Memory did not move: its interval stays as it was.
+    assert math.isclose(drift.memory.log_halfwidth, steady.memory.log_halfwidth)
+
+
+def test_later_check_follows_the_time_order_not_the_input_order(measured):
+    rows = _timed(measured[:80], slower_after=40, factor=1.1)
+    shuffled = list(rows)
+    random.Random(5).shuffle(shuffled)
+    a, b = fit_cost_model(SETTINGS, rows).to_dict(), fit_cost_model(SETTINGS, shuffled).to_dict()
+    a.pop("fitted_at"), b.pop("fitted_at")
+    assert a == b
+    # Reversed time: the slow phase comes first, and the check sees a different history.
+    backwards = [Observation(o.arch, o.latency_s, o.memory_mb, -o.measured_at) for o in rows]
+    assert fit_cost_model(SETTINGS, backwards).latency.later_mape != fit_cost_model(SETTINGS, rows).latency.later_mape
+
+
+def test_later_check_is_bounded_in_refits(measured, monkeypatch):
+    from searches.core import cost_model
+
+    fits = []
+    real = cost_model._fit_family
+    monkeypatch.setattr(cost_model, "_fit_family", lambda *a: fits.append(1) or real(*a))
+    fit_cost_model(SETTINGS, _timed(measured[:600]))
+    # Per target: 2 families x 10 folds, the final fit, and at most 20 blocks of (1 + 10 folds) refits.
+    assert len(fits) <= 2 * (2 * 10 + 1 + 20 * 11)
+
+
 def test_refit_on_new_measurements_is_a_new_version(measured):
     first = fit_cost_model(SETTINGS, measured[:20])
     again = fit_cost_model(SETTINGS, measured[:20])
@@ -121,6 +173,9 @@ def test_bad_measurements_are_refused(measured):
         fit_cost_model(SETTINGS, [bad, *measured[1:30]])
     with pytest.raises(ValueError, match="coverage"):
         fit_cost_model(SETTINGS, measured[:30], coverage=1.0)
+    late = Observation(measured[0].arch, 1.0, 10.0, float("inf"))
+    with pytest.raises(ValueError, match="measured_at must be a finite number"):
+        fit_cost_model(SETTINGS, [late, *measured[1:30]])
 
 
 def test_decode_mode_has_its_own_costs():

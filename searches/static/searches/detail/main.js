@@ -77,6 +77,14 @@ function measuredText(state, counts) {
   return `${text}, hardware time saved ~${LTS.duration(saved)}`;
 }
 
+/** How the cost model's 90% intervals held in this search (views._predictions_text says the same on first load). */
+function predictionsText(counts) {
+  const checked = counts.predictions_checked || 0;
+  if (!checked) return "";
+  return `latency inside its 90% interval for ${LTS.int(counts.latency_inside || 0)} of ${LTS.int(checked)} measured ` +
+    `candidates, peak memory for ${LTS.int(counts.memory_inside || 0)} of ${LTS.int(checked)}`;
+}
+
 function showJob(next) {
   state.job = next;
   const job = next;
@@ -94,6 +102,9 @@ function showJob(next) {
   parts.push(`frontier ${counts.pareto}`);
   if (h.length) parts.push(`hypervolume ${LTS.number(h[h.length - 1].hypervolume)}`);
   document.getElementById("progress-text").textContent = parts.join(" · ");
+  const predictions = predictionsText(counts);
+  document.getElementById("predictions-text").textContent = predictions;
+  document.getElementById("predictions").hidden = !predictions;
   const error = document.getElementById("job-error");
   error.textContent = job.error || "";
   error.hidden = !job.error;
