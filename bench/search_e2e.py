@@ -158,10 +158,10 @@ def _value(candidate, name: str) -> float:
 
 def _cost_model_rows(measurements, settings) -> list[str]:
     from searches.core.arch import Architecture
-    from searches.core.cost_model import NotEnoughData, Observation, fit_cost_model, heldout_report
+    from searches.core.cost_model import MIN_OBSERVATIONS, NotEnoughData, Observation, fit_cost_model, heldout_report
 
-    observations = [Observation(Architecture.from_dict(m.config), m.latency_median_s, m.peak_memory_mb)
-                    for m in measurements]
+    observations = [Observation(Architecture.from_dict(m.config), m.latency_median_s, m.peak_memory_mb,
+                                m.finished_at.timestamp()) for m in measurements]
     lines = []
     for n in (25, 50, 100):
         if len(observations) < n + 10:
@@ -172,10 +172,17 @@ def _cost_model_rows(measurements, settings) -> list[str]:
         except NotEnoughData as exc:
             lines.append(f"| {n} | {exc} | | | | | |")
             continue
-        report = heldout_report(model, observations[n:])
-        lat, mem = report["latency"], report["memory"]
-        lines.append(f"| {n} | {lat['n']} | {lat['mape']:.1%} | {lat['spearman']:.3f} | {lat['coverage']:.0%} | "
-                     f"{mem['mape']:.2%} | {mem['spearman']:.3f} | {mem['coverage']:.0%} |")
+        for label, test in (("the rest", observations[n:]), ("the next 50", observations[n:n + 50])):
+            report = heldout_report(model, test)
+            lat, mem = report["latency"], report["memory"]
+            lines.append(f"| {n} | {label}: {lat['n']} | {lat['mape']:.1%} | {lat['spearman']:.3f} | "
+                         f"{lat['coverage']:.0%} | {mem['mape']:.2%} | {mem['spearman']:.3f} | {mem['coverage']:.0%} |")
+    if len(observations) > MIN_OBSERVATIONS:
+        model = fit_cost_model(settings, observations)
+        lat, mem = model.latency, model.memory
+        lines.append(f"| every 10 (the product's later check, CostModel.later_*) | {lat.later_n} | "
+                     f"{lat.later_mape:.1%} | | {lat.later_coverage:.0%} | {mem.later_mape:.2%} | | "
+                     f"{mem.later_coverage:.0%} |")
     return lines
 
 
@@ -189,8 +196,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--host-wait", type=float, default=20.0, help="profiling.host_wait_s (0: no host check)")
     parser.add_argument("--dump", type=Path, help="write each arm's measurements (in the order they finished: config, "
-                        "latency s, peak memory MB) to this JSON file, for offline cost-model studies "
-                        "(bench/cost_model_coverage.py)")
+                        "latency s, peak memory MB, finished at, the profiler's host probe) to this JSON file")
     parser.add_argument("--arms", default="all,predicted",
                         help=f"which arms, in order, of {', '.join(ARMS)} (all,predicted by default)")
     args = parser.parse_args()
@@ -199,6 +205,8 @@ def main() -> None:
         parser.error(f"--arms takes {', '.join(ARMS)}")
 
     var = tempfile.mkdtemp(prefix="lts-bench-e2e-")
+    print(f"database and files in {var} (bench/cost_model_coverage.py --var {var} --device bench-all reads it)",
+          flush=True)
     from workers.embedded_redis import EmbeddedRedis
 
     redis = None
@@ -236,7 +244,8 @@ def _dump(results: list[dict], args) -> None:
 
     data = {"preset": args.preset, "generations": args.generations, "seed": args.seed, "machine": machine(),
             "arms": {r["arm"]: {"settings": profile_settings(r["job"].spec).to_dict(),
-                                "measurements": [[m.config, m.latency_median_s, m.peak_memory_mb]
+                                "measurements": [[m.config, m.latency_median_s, m.peak_memory_mb,
+                                                  m.finished_at.isoformat(), (m.details or {}).get("host")]
                                                  for m in r["measurements"]]} for r in results}}
     args.dump.write_text(json.dumps(data))
     print(f"measurements written to {args.dump}", flush=True)
@@ -273,13 +282,23 @@ def _report(results: list[dict], args, started_at: str) -> None:
         print(f"\n{b['arm']} / all: hypervolume {hvs[b['arm']][-1] / hvs['all'][-1]:.4f}, measurements "
               f"{len(b['measurements']) / len(base['measurements']):.1%}, wall {b['wall_s'] / base['wall_s']:.1%}, "
               f"hardware {b['hardware_s'] / max(base['hardware_s'], 1e-9):.1%}")
+    print("\nPredictions a search acted on, then measured: inside their 90% interval (job.counts)")
+    print("| arm | predicted, then measured | latency inside | memory inside |\n|---|---|---|---|")
+    for r in results:
+        c = r["job"].counts
+        checked = c.get("predictions_checked", 0)
+        if checked:
+            print(f"| {r['arm']} | {checked} | {c['latency_inside'] / checked:.0%} | {c['memory_inside'] / checked:.0%} |")
+        else:
+            print(f"| {r['arm']} | 0 | | |")
     print("\nHypervolume per generation (measured candidates only):")
     print("| generation | " + " | ".join(hvs) + " |\n|---|" + "---|" * len(hvs))
     for g in range(max(len(v) for v in hvs.values())):
-        print(f"| {g} | " + " | ".join(f"{v[g]:.6g}" if g < len(v) else "" for v in hvs.values()) + " |")
+        print(f"| {g + 1} | " + " | ".join(f"{v[g]:.6g}" if g < len(v) else "" for v in hvs.values()) + " |")
     if base is not None:
         settings = profile_settings(base["job"].spec)
-        print("\nCost models fit on the first n measurements of arm all, tested on the rest (held out):")
+        print("\nCost models fit on the first n measurements of arm all, tested on what was measured later (held out), "
+              "and the product's own check (each block of 10 predicted by the model fit before it):")
         print("| n | held out | latency MAPE | latency Spearman | latency 90% coverage | memory MAPE | "
               "memory Spearman | memory 90% coverage |\n|---|---|---|---|---|---|---|---|")
         print("\n".join(_cost_model_rows(base["measurements"], settings)))
