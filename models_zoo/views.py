@@ -39,10 +39,11 @@ _LIMITS = frozenset({"max_steps", "max_tokens", "max_minutes"})
 _OFF_AT_ZERO = frozenset({"grad_clip", "eval_interval", "checkpoint_interval"})
 
 
-def _settings_items(config: dict[str, Any]) -> list[tuple[str, str]]:
-    """A run's settings as the page writes them for a reader, never a Python repr: a limit not set is "no limit",
-    a setting 0 turns off is "off", yes/no, floats to significant digits (min_lr 0.00006, not 5.9999999999999995e-05)
-    and counts with separators (lts_web.numbers), a pair such as betas "0.9, 0.95"."""
+def settings_items(config: dict[str, Any]) -> list[tuple[str, str]]:
+    """Training settings (a run's, a proxy check's; templates/models_zoo/_settings.html) as the pages write them for
+    a reader, never a Python repr: a limit not set is "no limit", a setting 0 turns off is "off", yes/no, floats to
+    significant digits (min_lr 0.00006, not 5.9999999999999995e-05) and counts with separators (lts_web.numbers), a
+    pair such as betas "0.9, 0.95"."""
     def text(key: str, value: Any) -> str:
         if value is None:
             return "no limit" if key in _LIMITS else "none"
@@ -214,7 +215,7 @@ def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
                                                                              "candidate"), pk=pk)
     return render(request, "models_zoo/run_detail.html", {
         "run": run, "can_change": can_change(request.user, run),
-        "architecture_json": json.dumps(run.architecture), "settings_items": _settings_items(run.config),
+        "architecture_json": json.dumps(run.architecture), "settings_items": settings_items(run.config),
         "page_data": {"id": run.pk, "api": f"/api/v1/training-runs/{run.pk}/", "history": run.history,
                       "status": run.status, "finished": run.status in TrainingRun.FINISHED},
     })

@@ -23,6 +23,7 @@ from models_zoo.proxy_checks.api import with_members
 from models_zoo.proxy_checks.core import PREDICTORS
 from models_zoo.proxy_checks.forms import ProxyCheckForm
 from models_zoo.proxy_checks.models import ProxyCheck
+from models_zoo.views import settings_items
 from searches.core.arch import ConfigError
 from searches.models import SearchJob
 from searches.permissions import visible_searches
@@ -132,7 +133,7 @@ def check_detail(request: HttpRequest, pk: int) -> HttpResponse:
     total = sum(progress.values())
     return render(request, "proxy_checks/detail.html", {
         "check": check, "rows": rows, "budgets": budgets, "agreement": agreement,
-        "budget_labels": [f"{t:,}" for t in check.budgets], "config_json": json.dumps(check.config),
+        "budget_labels": [f"{t:,}" for t in check.budgets], "settings_items": settings_items(check.config),
         "sentence": result.get("sentence", ""), "can_change": can_change(request.user, check),
         "progress": progress, "total": total,
         "percent": round(100 * (progress["completed"] + progress["failed"] + progress["cancelled"]) / max(total, 1)),

@@ -10,7 +10,7 @@ from models_zoo import services as zoo_services
 from models_zoo.proxy_checks import services
 from models_zoo.proxy_checks.models import ProxyCheck
 from searches import services as search_services
-from tests.models_zoo.proxy_checks.conftest import TINY_SPACE, TOKENS
+from tests.models_zoo.proxy_checks.conftest import TINY_CONFIG, TINY_SPACE, TOKENS
 from tests.models_zoo.proxy_checks.test_services import _finish
 from tests.searches.factories import spec
 
@@ -61,6 +61,21 @@ def test_the_check_page_shows_the_result_the_chart_data_and_the_failures(client,
     assert client.get(f"/proxy-checks/{check.pk}/").status_code == 404
     assert "acme check" not in client.get("/proxy-checks/").content.decode()
     assert client.post(f"/proxy-checks/{check.pk}/delete/").status_code == 404
+
+
+def test_the_check_page_writes_its_settings_for_a_reader_as_the_run_page(client, actors, create):
+    check = create(sample_size=3, config={**TINY_CONFIG, "grad_clip": 0.0, "min_lr": 5.9999999999999995e-05,
+                                          "checkpoint_interval": 0, "betas": [0.9, 0.95], "batch_size": 1024,
+                                          "seq_len": 32})
+    client.force_login(actors.bob)
+    html = client.get(f"/proxy-checks/{check.pk}/").content.decode()
+    settings = html[html.index("<dt>Settings</dt>"):]
+    settings = settings[:settings.index("</dd>")]
+    for key, shown in (("grad_clip", "off"), ("checkpoint_interval", "off"), ("min_lr", "0.00006"),
+                       ("betas", "0.9, 0.95"), ("batch_size", "1,024"), ("lr", "0.003")):
+        assert f"<code>{key}</code> {shown}" in settings, (key, settings)
+    for raw in ("{", "&quot;", "e-05", ".0 ", "["):
+        assert raw not in settings, (raw, settings)
 
 
 def test_cancel_and_delete_need_the_owner_or_an_admin(client, actors, create):
