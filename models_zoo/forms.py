@@ -103,7 +103,7 @@ class TrainForm(_TeamChoice):
     def train_config(self) -> dict[str, Any]:
         data = self.cleaned_data
         config = {k: data[k] for k in ("seq_len", "batch_size", "grad_accum", "lr") if data.get(k) is not None}
-        config.update({k: data[k] for k in ("max_steps", "max_tokens", "max_minutes") if data.get(k)})
+        config.update({k: data[k] for k in trainer.BUDGET_KEYS if data.get(k)})
         if "lr" in config:
             config["min_lr"] = min(data["extra"].get("min_lr", config["lr"] / 10), config["lr"])
         return {**config, **data["extra"]}

@@ -9,12 +9,11 @@ from rest_framework import serializers
 from lts_web.fields import IdField
 from lts_web.models import Membership, Team
 from lts_web.serializers import RefuseUnknownFields
+from models_zoo.core import BUDGET_KEYS
 from models_zoo.models import Dataset, TrainingRun, ZooImport, ZooModel
 from models_zoo.permissions import visible
 from searches.models import Candidate, Device
 from searches.permissions import visible_searches
-
-BUDGET_FIELDS = ("max_steps", "max_tokens", "max_minutes")
 
 
 def resolve_team(user, team_id: int | None, default: Team | None = None) -> Team:
@@ -142,7 +141,7 @@ class TrainingRunCreateSerializer(RefuseUnknownFields, serializers.Serializer):
         config = attrs.get("config")
         if not isinstance(config, dict):
             raise serializers.ValidationError({"config": "must be a JSON object of training settings"})
-        attrs["config"] = {**config, **{k: attrs.pop(k) for k in BUDGET_FIELDS if k in attrs}}
+        attrs["config"] = {**config, **{k: attrs.pop(k) for k in BUDGET_KEYS if k in attrs}}
         return attrs
 
 

@@ -21,6 +21,7 @@ from lts_web.params import query_ids
 from lts_web.throttling import throttle_start_work
 from models_zoo import services
 from models_zoo.api import archive_response
+from models_zoo.core import BUDGET_KEYS
 from models_zoo.forms import DatasetForm, ImportForm, TrainForm
 from models_zoo.models import Dataset, TrainingRun, ZooImport, ZooModel
 from models_zoo.permissions import can_change, visible
@@ -33,8 +34,6 @@ LIST_LIMIT = 500
 IMPORTS_SHOWN = 10
 
 
-# TrainConfig's budget: a limit that is not set is no limit (the run ends at the first limit that is).
-_LIMITS = frozenset({"max_steps", "max_tokens", "max_minutes"})
 # TrainConfig's settings that 0 turns off: no clipping, no interval evaluations or checkpoints (the final ones stay).
 _OFF_AT_ZERO = frozenset({"grad_clip", "eval_interval", "checkpoint_interval"})
 
@@ -46,7 +45,7 @@ def settings_items(config: dict[str, Any]) -> list[tuple[str, str]]:
     pair such as betas "0.9, 0.95"."""
     def text(key: str, value: Any) -> str:
         if value is None:
-            return "no limit" if key in _LIMITS else "none"
+            return "no limit" if key in BUDGET_KEYS else "none"
         if isinstance(value, bool):
             return "yes" if value else "no"
         if isinstance(value, (int, float)):

@@ -42,6 +42,7 @@ from .tokenizers import (
     validate_tokenizer,
 )
 from .trainer import (
+    BUDGET_KEYS,
     CHECKPOINT_NAME,
     HISTORY_POINTS,
     MAX_BATCH_TOKENS,
@@ -65,6 +66,7 @@ from .trainer import (
 )
 
 __all__ = [
+    "BUDGET_KEYS",
     "BatchSampler",
     "CHECKPOINT_NAME",
     "Corpus",

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from transformers import GPT2LMHeadModel, PreTrainedTokenizerBase
 
 __all__ = [
+    "BUDGET_KEYS",
     "CHECKPOINT_NAME",
     "HISTORY_POINTS",
     "LoopState",
@@ -83,6 +84,8 @@ MAX_BATCH_TOKENS = 2**20
 MAX_GRAD_ACCUM = 4096
 MAX_EVAL_BATCHES = 10_000
 MAX_GRAD_CLIP = 1e6  # a norm clip that large never clips: 0 says so (disabled)
+# TrainConfig's budget: a run ends at the first of these limits that is set; one at least must be, None is no limit.
+BUDGET_KEYS = ("max_steps", "max_tokens", "max_minutes")
 
 
 class TrainConfigError(ConfigError):
@@ -183,7 +186,7 @@ class TrainConfig:
             if steps > MAX_STEPS:
                 errors["max_tokens"] = (f"{self.max_tokens:,} tokens at {self.tokens_per_step:,} a step are {steps:,} "
                                         f"steps, more than {MAX_STEPS:,}: raise batch_size, seq_len or grad_accum")
-        if self.max_steps is None and self.max_tokens is None and self.max_minutes is None:
+        if all(getattr(self, key) is None for key in BUDGET_KEYS):
             errors["max_steps"] = "set a budget: max_steps, max_tokens or max_minutes"
         if not (isinstance(self.betas, tuple) and len(self.betas) == 2
                 and all(isinstance(b, (int, float)) and not isinstance(b, bool) and 0.0 <= b < 1.0 for b in self.betas)):

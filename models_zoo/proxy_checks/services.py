@@ -20,7 +20,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from models_zoo import services as zoo_services
-from models_zoo.core import MAX_TOKENS, TrainConfig
+from models_zoo.core import BUDGET_KEYS, MAX_TOKENS, TrainConfig
 from models_zoo.models import Dataset, TrainingRun
 from models_zoo.proxy_checks.core import MIN_MODELS, SampleError, analyze, interpret, pool_from_space, stratified_sample
 from models_zoo.proxy_checks.models import ProxyCheck, ProxyCheckRun
@@ -30,7 +30,6 @@ from searches.core.space import PRESETS, SearchSpace
 from searches.models import Candidate, SearchJob
 
 __all__ = [
-    "BUDGET_KEYS",
     "Conflict",
     "DEFAULT_CONFIG",
     "MAX_SAMPLE",
@@ -53,9 +52,6 @@ MAX_SAMPLE = 64
 MAX_SEED = 2**31 - 1
 # The findings' setting (shared/notes/proxy-check-findings.md): context 128, batch 16; the rest is TrainConfig's.
 DEFAULT_CONFIG: dict[str, Any] = {"seq_len": 128, "batch_size": 16}
-# A check's budget is tokens, the same for every model: steps would give wider models no more data, minutes would
-# give bigger models fewer tokens, and neither is "the ranking after N tokens".
-BUDGET_KEYS = ("max_steps", "max_tokens", "max_minutes")
 # Part of every state key: bump it when the result or its wording changes, and stored results are recomputed.
 RESULT_FORMAT = 2
 R = TrainingRun.Status
@@ -122,6 +118,8 @@ def do_create_proxy_check(*, owner, team, dataset: Dataset, tokenizer: str, max_
     if config is None:
         errors["config"] = "must be a JSON object of training settings"
         config = {}
+    # A check's budget is tokens, the same for every model: steps would give wider models no more data, minutes would
+    # give bigger models fewer tokens, and neither is "the ranking after N tokens".
     for key in BUDGET_KEYS:
         if key in config:
             errors[f"config.{key}"] = "a proxy check's budget is max_tokens, the same for every model"

@@ -7,7 +7,7 @@ import signal
 import subprocess
 import sys
 import threading
-from dataclasses import replace
+from dataclasses import fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from models_zoo.core import (
+    BUDGET_KEYS,
     CHECKPOINT_NAME,
     DataError,
     ResumeError,
@@ -74,6 +75,17 @@ def test_config_validation_names_every_bad_field():
     config = TrainConfig(max_tokens=10_000, max_minutes=2.5, batch_size=4, seq_len=64, grad_accum=2)
     assert TrainConfig.from_dict(config.to_dict()) == config
     assert config.total_steps == math.ceil(10_000 / 512) and config.warmup == 2
+
+
+def test_the_budget_keys_are_the_settings_a_run_needs_one_of():
+    """BUDGET_KEYS (the pages' "no limit", a proxy check's refused keys, the API's top-level budget) are exactly
+    TrainConfig's limits: each alone is a budget, none is an error."""
+    assert {f.name for f in fields(TrainConfig) if f.default is None} == set(BUDGET_KEYS)
+    for key in BUDGET_KEYS:
+        assert getattr(TrainConfig.from_dict({key: 1}), key) == 1
+    with pytest.raises(TrainConfigError) as info:
+        TrainConfig()
+    assert "set a budget: max_steps, max_tokens or max_minutes" in info.value.errors["max_steps"]
 
 
 @pytest.mark.parametrize(("name", "limit"), [
