@@ -247,6 +247,12 @@ class Candidate(models.Model):
         as the API and the exports give it, counts from 0."""
         return self.generation + 1
 
+    @property
+    def position_number(self) -> int:
+        """The position within its generation as the candidate page numbers it, from 1 beside its generation's
+        number; the field, as the API and the exports give it, counts from 0."""
+        return self.position + 1
+
 
 class CostModelFit(MeasurementKey):
     """The latest cost model of one measurement key (device + MEASUREMENT_KEY_FIELDS): latency and memory predicted

@@ -264,6 +264,20 @@ def test_the_candidate_page_numbers_generations_from_1_as_the_search_page(client
     assert finished_job.generation == 3 and child.generation == 2  # the last of 3 generations: numbered 3
 
 
+def test_the_candidate_page_numbers_positions_from_1_as_generations(client, actors, api_client, finished_job):
+    """Position 1 of generation 1 on the page; the field (the API, the exports) counts from 0 as the generation."""
+    first = finished_job.candidates.get(generation=0, position=0)
+    last = finished_job.candidates.filter(generation=0).order_by("-position").first()
+    page = _get(client, actors.alice, f"/searches/{finished_job.pk}/candidates/{first.archid}/").content.decode()
+    assert '<tr><th>position</th><td class="num">1</td></tr>' in page
+    assert first.position_number == 1 and last.position_number == last.position + 1 > 1
+    page = _get(client, actors.alice, f"/searches/{finished_job.pk}/candidates/{last.archid}/").content.decode()
+    assert f'<tr><th>position</th><td class="num">{last.position + 1}</td></tr>' in page
+    api_client.force_authenticate(actors.alice)
+    rows = api_client.get(f"/api/v1/candidates/?job={finished_job.pk}&limit=1000").json()["results"]
+    assert {(r["archid"], r["generation"], r["position"]) for r in rows} >= {(first.archid, 0, 0)}
+
+
 # ---- devices --------------------------------------------------------------------------------------------------------
 
 def test_devices_page_shows_state_and_queue(client, actors, device, no_messages):
