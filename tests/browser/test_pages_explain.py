@@ -9,7 +9,7 @@ import re
 import pytest
 from django.utils import timezone
 
-from lts_web import numbers
+from lts_web import numbers, queueing
 from models_zoo.core import TrainConfig
 from models_zoo.models import TrainingRun
 from searches import services
@@ -28,17 +28,26 @@ VALUES = {
     "int": [1048576, 0, 4096],
     "number": [5.9999999999999995e-05, 14380.2, 999.6, 0.0123456, 47.25, -2.345],
 }
+# The queues this file's searches would send to: the orchestration's and edge-1's profiling queue.
+QUEUES = ["control", "profile.edge-1"]
 PYTHON = {"latency": numbers.latency, "memory": numbers.memory, "params": numbers.params, "int": numbers.count,
           "number": numbers.significant}
 
 
-@pytest.fixture
-def data(actors, monkeypatch):
-    """A finished 3-objective search (alice's, team acme), a queued one, and two training runs."""
-    from workers.tasks import advance_search, profile_measurement
+@pytest.fixture(autouse=True)
+def _leaves_the_broker_as_it_found_it():
+    """Nothing these tests do may stay in the broker for a later test (230 measurement messages left in
+    profile.edge-1 once made tests/searches' queue-length check of the devices page fail)."""
+    before = queueing.queue_lengths(QUEUES)
+    yield
+    assert queueing.queue_lengths(QUEUES) == before
 
-    monkeypatch.setattr(advance_search, "delay", lambda *a, **k: None)
-    monkeypatch.setattr(profile_measurement, "apply_async", lambda *a, **k: None)
+
+@pytest.fixture
+def data(actors, outbox):
+    """A finished 3-objective search (alice's, team acme), a queued one, and two training runs. What the services
+    send is recorded, not sent (the test runs the search's steps itself and starts no worker): these tests commit,
+    so a real message would stay in the broker."""
     Device.objects.create(name="edge-1", last_heartbeat=timezone.now(), backends=["torch"],
                           hardware={"cpu_model": "Test CPU", "cpu_cores_logical": 2})
     done = services.do_create_search(owner=actors.alice, team=actors.acme, name="three objectives", spec=spec())
