@@ -206,10 +206,10 @@ LTS_WEBHOOK_MAX_ATTEMPTS = envint("LTS_WEBHOOK_MAX_ATTEMPTS", 5, minimum=1, maxi
 LTS_WEBHOOK_BACKOFF_S = envint("LTS_WEBHOOK_BACKOFF_S", 10, minimum=1, maximum=3600)
 LTS_WEBHOOK_BACKOFF_MAX_S = envint("LTS_WEBHOOK_BACKOFF_MAX_S", 600, minimum=1, maximum=86400)
 LTS_WEBHOOKS_PER_TEAM = envint("LTS_WEBHOOKS_PER_TEAM", 20, minimum=1, maximum=1000)
-# A delivery whose message no worker took within LTS_WEBHOOK_RESEND_AFTER_S (the broker could not be reached, or lost
-# it), or whose attempt has run that long (its worker died), is sent again by beat's reaper, at most
-# LTS_WEBHOOK_MAX_RESENDS times, then fails with the reason. It must outlast an attempt: four network steps of
-# LTS_WEBHOOK_TIMEOUT_S (connect, send, the answer's head, its body) and 30 s for a slow resolver.
+# A delivery whose message (or retry, from when it was due) no worker took within LTS_WEBHOOK_RESEND_AFTER_S (the
+# broker could not be reached, or lost it), or whose attempt has run that long (its worker died), is sent again by
+# beat's reaper, at most LTS_WEBHOOK_MAX_RESENDS times, then fails with the reason. It must outlast an attempt: four
+# network steps of LTS_WEBHOOK_TIMEOUT_S (connect, send, the answer's head, its body) and 30 s for a slow resolver.
 LTS_WEBHOOK_RESEND_AFTER_S = envint("LTS_WEBHOOK_RESEND_AFTER_S", 300, minimum=60, maximum=86400)
 if LTS_WEBHOOK_RESEND_AFTER_S < 4 * LTS_WEBHOOK_TIMEOUT_S + 30:
     raise ImproperlyConfigured(f"LTS_WEBHOOK_RESEND_AFTER_S={LTS_WEBHOOK_RESEND_AFTER_S} is below "

@@ -50,9 +50,10 @@ class Delivery(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     last_attempt_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
-    # The message: when it was last sent, and how often the reaper sent it again (a broker that could not be reached,
-    # a lost message, a worker that died in an attempt). A message carries the ``requeues`` it was sent with and is
-    # ignored once the reaper sent a newer one, so that at most one message per delivery is live.
+    # The message: when it was last sent (retrying: when its retry is due at the latest, after the back-off), and how
+    # often the reaper sent it again (a broker that could not be reached, a lost message or retry, a worker that died
+    # in an attempt). A message carries the ``requeues`` it was sent with and is ignored once the reaper sent a newer
+    # one, so that at most one message per delivery is live.
     queued_at = models.DateTimeField(default=timezone.now)
     requeues = models.PositiveIntegerField(default=0)
     # Set while an attempt runs (its start): the claim that keeps a second message from posting the same delivery.

@@ -5,7 +5,8 @@ robust): nothing of it runs inside that transaction, and nothing of it can fail 
 the work's row is read, one Delivery row is written per subscribed webhook, and each is sent to a worker
 (workers/notifications.py), which posts it with retries (Celery's back-off) and logs every attempt. One attempt at
 a time holds a delivery (``claimed_at``); beat's do_reap_deliveries sends again a delivery whose message no worker
-took (a broker that could not be reached) or whose attempt's worker died, superseding the earlier message.
+took (a broker that could not be reached, a first message or a retry lost) or whose attempt's worker died,
+superseding the earlier message.
 """
 from __future__ import annotations
 
@@ -246,19 +247,26 @@ def _dispatch(delivery_id: int, requeues: int = 0) -> None:
     queueing.send(queueing.DELIVER_WEBHOOK, [delivery_id, requeues], queue="control", best_effort=True)
 
 
+def _latest_retry_s(attempts: int) -> int:
+    """The longest Celery's back-off (workers/notifications.py) may hold the retry after a delivery's ``attempts``-th
+    attempt: LTS_WEBHOOK_BACKOFF_S doubling with each retry of the message, at most LTS_WEBHOOK_BACKOFF_MAX_S, full
+    jitter drawing below that. A message has retried at most ``attempts`` - 1 times (fewer after a re-send)."""
+    return min(settings.LTS_WEBHOOK_BACKOFF_MAX_S, settings.LTS_WEBHOOK_BACKOFF_S * 2 ** max(attempts - 1, 0))
+
+
 def do_reap_deliveries() -> dict[str, int]:
-    """Beat's pass over the open deliveries whose message is overdue by LTS_WEBHOOK_RESEND_AFTER_S: pending ones no
-    attempt has claimed (their message never left, or was lost), and any whose attempt has held its claim that long
-    (its worker died). Each is sent again, superseding its earlier messages, at most LTS_WEBHOOK_MAX_RESENDS times;
-    then it fails with the reason. Every change is conditional on the state read, so an attempt that claims the
+    """Beat's pass over the open deliveries whose message is overdue by LTS_WEBHOOK_RESEND_AFTER_S: those no attempt
+    has claimed, pending (their message never left, or was lost) or retrying (their retry, due by ``queued_at``, was
+    lost), and any whose attempt has held its claim that long (its worker died). Each is sent again, superseding its
+    earlier messages, at most LTS_WEBHOOK_MAX_RESENDS times; then it fails with the reason. Every change is conditional on the state read, so an attempt that claims the
     delivery meanwhile wins and the delivery is left to it. Returns how many were re-sent and failed."""
     now = timezone.now()
     overdue = now - timedelta(seconds=settings.LTS_WEBHOOK_RESEND_AFTER_S)
     counts = {"resent": 0, "failed": 0}
-    # An attempt claims after its message was sent: a claim older than ``overdue`` implies a message older still.
-    rows = (Delivery.objects.filter(status__in=Delivery.OPEN, queued_at__lt=overdue)
-            .filter(Q(status=Delivery.Status.PENDING, claimed_at=None) | Q(claimed_at__lt=overdue))
-            .only("pk", "status", "requeues", "claimed_at", "created_at"))
+    # A claimed delivery is judged by its claim alone: a retry may be taken before the latest time it was due.
+    rows = (Delivery.objects.filter(status__in=Delivery.OPEN)
+            .filter(Q(claimed_at=None, queued_at__lt=overdue) | Q(claimed_at__lt=overdue))
+            .only("pk", "status", "requeues", "claimed_at", "created_at", "error"))
     for row in rows:
         observed = Delivery.objects.filter(pk=row.pk, status=row.status, requeues=row.requeues,
                                            claimed_at=row.claimed_at)
@@ -268,6 +276,8 @@ def do_reap_deliveries() -> dict[str, int]:
                       + ("the worker of its last attempt stopped answering" if row.claimed_at is not None else
                          "no worker took its message (the broker could not be reached, or no worker serves the "
                          "control queue)"))
+            if row.status == Delivery.Status.RETRYING and row.claimed_at is None:
+                reason = f"{reason}; its last attempt: {row.error}"[:1000]
             counts["failed"] += observed.update(status=Delivery.Status.FAILED, error=reason, claimed_at=None,
                                                 finished_at=now)
         elif observed.update(requeues=row.requeues + 1, queued_at=now, claimed_at=None):
@@ -304,9 +314,12 @@ def do_deliver(delivery_id: int, requeues: int = 0) -> str:
                         allow_private=settings.LTS_WEBHOOK_ALLOW_PRIVATE)
     except DeliveryError as exc:
         final = not exc.transient or delivery.attempts >= settings.LTS_WEBHOOK_MAX_ATTEMPTS
+        ended = timezone.now()
+        # Retrying: the retry message the task sends is due by queued_at; the reaper re-sends it when that is overdue.
+        due = {} if final else {"queued_at": ended + timedelta(seconds=_latest_retry_s(delivery.attempts))}
         rows.update(status=Delivery.Status.FAILED if final else Delivery.Status.RETRYING, response_code=exc.status,
                     error=str(exc)[:1000], duration_ms=(time.monotonic() - clock) * 1000, claimed_at=None,
-                    finished_at=timezone.now() if final else None)
+                    finished_at=ended if final else None, **due)
         if final:
             return "failed"
         raise

@@ -30,7 +30,8 @@ def deliver_webhook(delivery_id: int, requeues: int = 0) -> str:
 
 @shared_task(name="workers.notifications.reap_deliveries")
 def reap_deliveries() -> dict:
-    """Periodic (beat, LTS_REAPER_INTERVAL_S): send again the deliveries whose message no worker took within
-    LTS_WEBHOOK_RESEND_AFTER_S, or whose attempt's worker died; fail them after LTS_WEBHOOK_MAX_RESENDS re-sends."""
+    """Periodic (beat, LTS_REAPER_INTERVAL_S): send again the deliveries whose message (or retry, from when it was
+    due) no worker took within LTS_WEBHOOK_RESEND_AFTER_S, or whose attempt's worker died; fail them after
+    LTS_WEBHOOK_MAX_RESENDS re-sends."""
     close_old_connections()
     return services.do_reap_deliveries()

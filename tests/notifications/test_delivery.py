@@ -310,3 +310,79 @@ def test_re_sends_are_bounded_then_the_delivery_fails_with_the_reason(reap, fail
     assert reap() == {"resent": 0, "failed": 0}
     client.force_login(actors.bob)
     assert "no worker took its message" in client.get(f"/teams/{actors.acme.pk}/webhooks/").content.decode()
+
+
+def _earlier(seconds: float, pk: int) -> None:
+    """As if ``seconds`` had passed since the delivery's last send and attempt: its times move back."""
+    from datetime import timedelta
+
+    from django.db.models import F
+
+    back = timedelta(seconds=seconds)
+    Delivery.objects.filter(pk=pk).update(queued_at=F("queued_at") - back, last_attempt_at=F("last_attempt_at") - back,
+                                          created_at=F("created_at") - back)
+
+
+def test_a_retrying_delivery_whose_retry_was_lost_is_sent_again_once_its_retry_is_overdue(
+        reap, failed_search, receiver, outbox, settings):
+    from notifications.core import DeliveryError
+
+    _, delivery = failed_search
+    # The first retry waits up to 600 s (full jitter below LTS_WEBHOOK_BACKOFF_S), longer than the grace of 300 s.
+    settings.LTS_WEBHOOK_BACKOFF_S, settings.LTS_WEBHOOK_RESEND_AFTER_S, settings.LTS_WEBHOOK_MAX_RESENDS = 600, 300, 1
+    receiver.statuses = [503]
+    with pytest.raises(DeliveryError):  # the task schedules the retry: a message that is then lost, the worker idle
+        services.do_deliver(delivery.pk, 0)
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.attempts, delivery.claimed_at) == ("retrying", 1, None)
+    assert reap() == {"resent": 0, "failed": 0}
+    _earlier(301, delivery.pk)  # past the grace, but its retry may be due only 600 s after the attempt
+    assert reap() == {"resent": 0, "failed": 0}
+    _earlier(600, delivery.pk)  # the retry was due more than the grace ago: it was lost
+    assert reap() == {"resent": 1, "failed": 0}
+    assert _resent(outbox) == [[delivery.pk, 0], [delivery.pk, 1]]
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.requeues, delivery.attempts, delivery.error[:8]) == ("retrying", 1, 1, "HTTP 503")
+    assert reap() == {"resent": 0, "failed": 0}  # just re-sent: the grace starts again
+    _earlier(301, delivery.pk)  # that message is lost too: the re-sends are spent
+    assert reap() == {"resent": 0, "failed": 1}
+    delivery.refresh_from_db()
+    assert delivery.status == "failed" and delivery.finished_at is not None
+    assert delivery.error.startswith("gave up after 2 sends over 20 min: no worker took its message")
+    assert "its last attempt: HTTP 503" in delivery.error
+    assert deliver_webhook.apply(args=[delivery.pk, 0]).get() == "gone"  # the lost retry, late: nothing is posted
+    assert len(receiver.requests) == 1
+
+
+def test_a_re_sent_retrying_delivery_is_posted_once_by_the_newest_message(reap, failed_search, receiver, outbox,
+                                                                          settings):
+    from notifications.core import DeliveryError
+
+    _, delivery = failed_search
+    receiver.statuses = [503]
+    with pytest.raises(DeliveryError):
+        services.do_deliver(delivery.pk, 0)
+    _earlier(settings.LTS_WEBHOOK_BACKOFF_MAX_S + settings.LTS_WEBHOOK_RESEND_AFTER_S + 1, delivery.pk)
+    assert reap() == {"resent": 1, "failed": 0}
+    assert deliver_webhook.apply(args=[delivery.pk, 0]).get() == "gone"  # the retry was only late: superseded
+    assert deliver_webhook.apply(args=[delivery.pk, 1]).get() == "succeeded"
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.attempts, len(receiver.requests)) == ("succeeded", 2, 2)
+
+
+def test_a_retry_taken_early_whose_worker_died_is_judged_by_its_claim(reap, failed_search, receiver, outbox, settings):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from notifications.core import DeliveryError
+
+    _, delivery = failed_search
+    settings.LTS_WEBHOOK_BACKOFF_S = 600  # the retry is due by 600 s after the attempt; jitter ran it at once
+    receiver.statuses = [503]
+    with pytest.raises(DeliveryError):
+        services.do_deliver(delivery.pk, 0)
+    stale = timezone.now() - timedelta(seconds=settings.LTS_WEBHOOK_RESEND_AFTER_S + 1)
+    Delivery.objects.filter(pk=delivery.pk).update(claimed_at=stale, attempts=2)  # the retry's worker died in it
+    assert reap() == {"resent": 1, "failed": 0}
+    assert _resent(outbox)[-1] == [delivery.pk, 1]
