@@ -136,6 +136,18 @@ def _run_arm(arm: str, args, user, team) -> dict:
             "sampler_errors": memory.errors}
 
 
+def _earlier_arm(arm: str, job) -> dict:
+    """An arm a run before this one completed in the same database (--var), as _run_arm returns it."""
+    from searches.models import Measurement
+
+    measured = list(Measurement.objects.filter(device__name=f"bench-{arm}", status="done").order_by("finished_at", "id"))
+    print(f"{arm}: completed in an earlier run ({job.created_at:%Y-%m-%d %H:%M} UTC), reported from the database",
+          flush=True)
+    return {"arm": arm, "job": job, "wall_s": (job.finished_at - job.created_at).total_seconds(),
+            "measurements": measured, "hardware_s": sum(m.wall_s or 0.0 for m in measured), "peaks": {},
+            "sampler_errors": []}
+
+
 def _hypervolumes(result: dict, ref: list[float]) -> list[float]:
     """Hypervolume after each generation, from the candidates measured by then (measured only), against ``ref``."""
     from searches.core.pareto import OBJECTIVES, hypervolume
@@ -197,6 +209,9 @@ def main() -> None:
     parser.add_argument("--host-wait", type=float, default=20.0, help="profiling.host_wait_s (0: no host check)")
     parser.add_argument("--dump", type=Path, help="write each arm's measurements (in the order they finished: config, "
                         "latency s, peak memory MB, finished at, the profiler's host probe) to this JSON file")
+    parser.add_argument("--var", type=Path, help="the folder (database) of an earlier run to add arms to: an arm that "
+                        "completed there is reported from the database, not run again (its wall time from the job's "
+                        "timestamps; its peak memory was printed by the run that measured it)")
     parser.add_argument("--arms", default="all,predicted",
                         help=f"which arms, in order, of {', '.join(ARMS)} (all,predicted by default)")
     args = parser.parse_args()
@@ -204,7 +219,9 @@ def main() -> None:
     if not set(arms) <= set(ARMS):
         parser.error(f"--arms takes {', '.join(ARMS)}")
 
-    var = tempfile.mkdtemp(prefix="lts-bench-e2e-")
+    if args.var and not (args.var / "db.sqlite3").is_file():
+        parser.error(f"--var {args.var}: no db.sqlite3 there (the folder a run of this script printed)")
+    var = str(args.var) if args.var else tempfile.mkdtemp(prefix="lts-bench-e2e-")
     print(f"database and files in {var} (bench/cost_model_coverage.py --var {var} --device bench-all reads it)",
           flush=True)
     from workers.embedded_redis import EmbeddedRedis
@@ -220,13 +237,20 @@ def main() -> None:
     from lts_web.services import do_create_team
 
     call_command("migrate", verbosity=0)
-    user = get_user_model().objects.create_user("bench")
-    team = do_create_team("bench", user)
+    from searches.models import SearchJob
+
+    user = get_user_model().objects.filter(username="bench").first()
+    if user is None:
+        user = get_user_model().objects.create_user("bench")
+        team = do_create_team("bench", user)
+    else:
+        team = user.teams.get(name="bench")
     started_at = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     results = []
     try:
         for arm in arms:
-            results.append(_run_arm(arm, args, user, team))
+            earlier = SearchJob.objects.filter(name=f"e2e {arm}", status=SearchJob.Status.COMPLETED).first()
+            results.append(_earlier_arm(arm, earlier) if earlier else _run_arm(arm, args, user, team))
             if args.dump:
                 _dump(results, args)
             if len(results) < len(arms):  # a long run stopped in a later arm still leaves the report of these
