@@ -6,6 +6,7 @@ A search of another team is a 404 on every page, as in the API.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import fields
 from typing import Any
 
@@ -32,7 +33,7 @@ from searches.core.space import PRESETS
 from searches.models import Candidate, Device, Measurement, SearchJob
 from searches.permissions import can_change, visible_searches
 from searches.serializers import SearchJobSerializer, SpacePreviewSerializer
-from searches.services import measured_keys
+from searches.services import candidate_objectives, measured_keys
 from searches.specs import space_of
 
 DASHBOARD_PAGE_SIZE = 25
@@ -66,6 +67,13 @@ def _progress(job: SearchJob) -> dict[str, Any]:
             "measured_text": _measured_text(job, counts), "predictions_text": _predictions_text(counts)}
 
 
+def coverage_spread(n: int) -> str:
+    """How far a share near 90% measured on ``n`` measurements may be from the true one: one standard error of a
+    binomial share, in percentage points (detail/main.js coverageSpread says the same)."""
+    # Half up, as Math.round: round() would make 2.5 (n = 144) "2" here and "3" in the page's script.
+    return f"±{math.floor(100 * math.sqrt(0.09 / n) + 0.5)} points" if n > 0 else ""
+
+
 def _predictions_text(counts: dict[str, int]) -> str:
     """How the cost model's 90% intervals held in this search (detail/main.js predictionsText says the same live);
     "" before a predicted candidate was measured."""
@@ -73,7 +81,8 @@ def _predictions_text(counts: dict[str, int]) -> str:
     if not checked:
         return ""
     return (f"latency inside its 90% interval for {counts.get('latency_inside', 0)} of {checked} measured "
-            f"candidates, peak memory for {counts.get('memory_inside', 0)} of {checked}")
+            f"candidates, peak memory for {counts.get('memory_inside', 0)} of {checked} "
+            f"(over {checked}, {coverage_spread(checked)})")
 
 
 def _measured_text(job: SearchJob, counts: dict[str, int]) -> str:
@@ -82,7 +91,7 @@ def _measured_text(job: SearchJob, counts: dict[str, int]) -> str:
     if job.spec.get("measure", "all") != "predicted":
         return f"{counts['measured']}/{counts['candidates']} measured"
     if job.spec.get("algorithm") == "scored":
-        return f"measured {counts['measured']} of {space_of(job.spec).size:,} in the space (the rest predicted)"
+        return f"measured {counts['measured']} of {space_of(job.spec).size:,} architectures in the space (the others only predicted, not kept)"
     text = f"measured {counts['measured']} of {counts['candidates']} proposed"
     predicted, measured = counts.get("predicted", 0), counts.get("hardware_measured", 0)
     if not predicted or not measured:
@@ -225,7 +234,11 @@ def candidate_detail(request: HttpRequest, pk: int, archid: str) -> HttpResponse
     measurements = Measurement.objects.filter(archid=archid).select_related("device").order_by("device__name", "-id")
     elsewhere = (Candidate.objects.filter(archid=archid, job__in=visible_searches(request.user))
                  .exclude(job=job).select_related("job").order_by("-job__created_at")[:50])
-    predicted = {name: {"value": v, "low": lo, "high": hi}
+    measured = candidate_objectives(candidate) or {}
+    # Whether the measurement landed inside the interval predicted before it (None while not measured): a value at an
+    # edge rounds to the edge's figure, so the page says it rather than leave it to the digits.
+    predicted = {name: {"value": v, "low": lo, "high": hi,
+                        "inside": lo <= measured[name] <= hi if name in measured else None}
                  for name, (v, lo, hi) in (candidate.predicted or {}).items()}
     return render(request, "searches/candidate.html", {
         "job": job, "candidate": candidate, "parents": parents, "measurements": measurements,
@@ -264,7 +277,8 @@ def device_detail(request: HttpRequest, name: str) -> HttpResponse:
                                             ("archid", "latency_s", "latency_pred", "memory_mb", "memory_pred")}}
             charts.append(chart)
         keys.append({"key": key, "measurements": key["measurements"], "fit": fit, "chart": chart,
-                     "targets": _fit_figures(fit) if fit is not None else []})
+                     "targets": _fit_figures(fit) if fit is not None else [],
+                     "later_spread": coverage_spread(fit.later_measurements) if fit is not None else ""})
     return render(request, "searches/device.html", {"device": device, "keys": keys, "charts": charts,
                                                     "need": MIN_OBSERVATIONS})
 

@@ -6,8 +6,8 @@ import pytest
 
 from searches import services
 from searches.core.profiling import ProfileSettings
-from searches.models import Device
-from tests.browser.test_dashboard import CHROMIUM, CHROMIUM_ARGS, _shot, login, sync_api, watch
+from searches.models import CostModelFit, Device
+from tests.browser.test_dashboard import CHROMIUM, CHROMIUM_ARGS, _orm, _shot, login, sync_api, watch
 from tests.searches.factories import measured
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -44,6 +44,12 @@ def test_device_page_draws_both_charts(live_server, fitted):
                 axes = page.evaluate(f"""() => {{ const l = document.getElementById("{chart}")._fullLayout;
                     return [l.xaxis.type, l.yaxis.type]; }}""")
                 assert axes == ["log", "log"]
+            # Latency in ms as on every other page: the chart's points are the stored seconds times 1000.
+            fit = _orm(lambda: CostModelFit.objects.get(device__name="edge-1", threads=1))
+            drawn = page.evaluate("""() => document.getElementById("cost-chart-0-latency")._fullData[1].x""")
+            assert drawn == pytest.approx([1000 * v for v in fit.model["heldout"]["latency_s"]])
+            assert page.evaluate("""() => document.getElementById("cost-chart-0-latency")._fullLayout.title.text"""
+                                 ) == "latency (ms)"
             assert page.locator(".cost-chart").count() == 2  # the key with too few measurements has none
             assert "a cost model needs at least 16" in page.locator("main").inner_text()
             _shot(page, "device-cost-models")

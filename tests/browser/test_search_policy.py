@@ -2,6 +2,8 @@
 filter, and "Measure now" on a candidate page, under the Content-Security-Policy."""
 from __future__ import annotations
 
+import math
+
 import pytest
 from django.utils import timezone
 
@@ -48,12 +50,19 @@ def test_predicted_candidates_are_drawn_hollow_and_measured_on_demand(live_serve
     page.wait_for_function("() => window.LTS_FIRST_DRAW_MS !== undefined")
     assert f"{predicted} predicted (hollow)" in page.locator("#chart-status").inner_text()
     assert "hardware time saved ~" in page.locator("#progress-text").inner_text()
+    # The colour bar runs 1 to the last generation with candidates, not to the one the completed search looked for.
+    last = _orm(lambda: max(Candidate.objects.filter(job=job).values_list("generation", flat=True))) + 1
+    assert last < predicted_job.generation + 1
+    ticks = page.evaluate("Array.from(document.querySelectorAll('#chart-frontier .colorbar .cbaxis text'), "
+                          "(t) => t.textContent)")
+    assert ticks and max(float(t) for t in ticks) == last, ticks
     # How the intervals held on what was measured, from the live job state as from the first load.
     checked = job.counts["predictions_checked"]
     assert checked > 0 and page.locator("#predictions").is_visible()
     assert page.locator("#predictions-text").inner_text() == (
         f"latency inside its 90% interval for {job.counts['latency_inside']} of {checked} measured candidates, "
-        f"peak memory for {job.counts['memory_inside']} of {checked}")
+        f"peak memory for {job.counts['memory_inside']} of {checked} (over {checked}, "
+        f"±{math.floor(30 / math.sqrt(checked) + 0.5)} points)")
     # The 2-D figure: per panel, candidates, infeasible, frontier, then the predicted ones (hollow).
     drawn = page.evaluate("""() => document.getElementById('chart-frontier')._fullData
         .filter((d) => d.name === 'predicted, not measured').map((d) => [d.x.length, d.marker.symbol])""")

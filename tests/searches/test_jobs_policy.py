@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 
 import numpy as np
 import pytest
@@ -235,6 +236,15 @@ def test_candidate_page_shows_the_prediction_and_a_measure_button(client, actors
     picked = _run(actors, scored(), name="scored").candidates.filter(origin="scored", status="measured").first()
     page = client.get(f"/searches/{picked.job_id}/candidates/{picked.archid}/").content.decode()
     assert "predicted latency" in page and "(before it was measured)" in page and "(not measured)" not in page
+    assert page.count("measured inside it") == 2 and "measured outside this interval" not in page
+    # A measurement beyond its interval says so, whatever the rounding of the figures beside it.
+    Measurement.objects.filter(pk=picked.measurement_id).update(
+        latency_median_s=picked.predicted["latency"][2] * 1.001)
+    page = client.get(f"/searches/{picked.job_id}/candidates/{picked.archid}/").content.decode()
+    assert page.count("measured outside this interval") == 1 and page.count("measured inside it") == 1
+    # A predicted candidate, not measured, is neither.
+    page = client.get(url).content.decode()
+    assert "measured inside it" not in page and "measured outside this interval" not in page
 
 
 def test_search_page_counts_measured_of_proposed_and_time_saved(client, actors, device, no_messages):
@@ -251,7 +261,7 @@ def test_search_page_counts_measured_of_proposed_and_time_saved(client, actors, 
         f"/searches/{plain.pk}/").content.decode()
     whole = _run(actors, scored(seed=12), name="scored")
     page = client.get(f"/searches/{whole.pk}/").content.decode()
-    assert f"measured {whole.counts['measured']} of 48 in the space (the rest predicted)" in page
+    assert f"measured {whole.counts['measured']} of 48 architectures in the space (the others only predicted, not kept)" in page
     assert "10 per round, smallest gain 0.001" in page and '"space_size": 48' in page
     # The page's first load and its poll carry the predictions the charts draw as hollow markers.
     points = client.get(f"/api/v1/searches/{job.pk}/points/").json()["columns"]
@@ -275,7 +285,8 @@ def test_search_page_says_how_the_intervals_held_on_what_was_measured(client, ac
     client.force_login(actors.alice)
     page = client.get(f"/searches/{job.pk}/").content.decode()
     assert (f"latency inside its 90% interval for {held['latency']} of {len(checked)} measured candidates, peak "
-            f"memory for {held['memory']} of {len(checked)}") in page
+            f"memory for {held['memory']} of {len(checked)} (over {len(checked)}, "
+            f"±{math.floor(30 / math.sqrt(len(checked)) + 0.5)} points)") in page
     # A measurement far above its interval counts as a miss at the next refresh of the counters.
     miss = next(c for c in checked if inside(c, "latency"))
     Measurement.objects.filter(pk=miss.measurement_id).update(latency_median_s=3 * miss.predicted["latency"][2])

@@ -56,6 +56,9 @@ export function createCharts(ctx) {
     const stride = three ? Math.max(1, Math.ceil(g.feasible.length / MAX_3D_POINTS)) : 1;
     const feasible = stride > 1 ? g.feasible.filter((_, k) => k % stride === 0) : g.feasible;
     const generations = gather(g.pareto, store.cols.generation).map(generationNumber);  // the colour bar's 1 to N
+    // N: the last generation that has candidates (a search that completes looking for a next one has none there).
+    let last = (state.job.hypervolumes || []).length;
+    for (const generation of store.cols.generation) last = Math.max(last, generationNumber(generation));
     // Smaller markers for denser clouds: less overdraw to read through, and in software WebGL (no GPU) the frame after
     // drawing 2 x 100,000 points took 1.7 s at size 5 and 1.0 s at size 3.
     const n = g.feasible.length + g.infeasible.length;
@@ -66,10 +69,10 @@ export function createCharts(ctx) {
       { type, mode: "markers", name: "infeasible", hoverinfo: "none", ...coords(g.infeasible),
         marker: { color: t.muted, symbol: "x", size, opacity: 0.5 } },
       { type, mode: "markers", name: paretoName, hoverinfo: "none", ...coords(g.pareto),
-        marker: { color: generations, colorscale: GENERATION_SCALE, cmin: 1, cmax: Math.max(2, state.job.generation),
+        marker: { color: generations, colorscale: GENERATION_SCALE, cmin: 1, cmax: Math.max(2, last),
                   size: three ? 5 : 10, symbol: "diamond", line: { color: t.fg, width: 1 }, showscale: !three,
                   colorbar: { title: { text: "generation" }, thickness: 10, len: 0.8, outlinewidth: 0,
-                              tickfont: { color: t.muted }, dtick: state.job.generation <= 12 ? 1 : undefined } } },
+                              tickfont: { color: t.muted }, dtick: last <= 12 ? 1 : undefined } } },
       // Last of the set: the traces before it keep their indexes (a search that predicts nothing draws it empty).
       { type, mode: "markers", name: "predicted, not measured", hoverinfo: "none", ...coords(g.predicted, true),
         marker: { color: t.muted, symbol: "circle-open", size, opacity: 0.8 } },

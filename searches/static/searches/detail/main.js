@@ -69,7 +69,7 @@ const ACTIVE = ["queued", "running", "waiting-for-device"];
 function measuredText(state, counts) {
   if ((state.spec.measure || "all") !== "predicted") return `${counts.measured}/${counts.candidates} measured`;
   if (state.spec.algorithm === "scored") {
-    return `measured ${counts.measured} of ${LTS.int(page.space_size)} in the space (the rest predicted)`;
+    return `measured ${counts.measured} of ${LTS.int(page.space_size)} architectures in the space (the others only predicted, not kept)`;
   }
   const text = `measured ${counts.measured} of ${counts.candidates} proposed`;
   if (!counts.predicted || !counts.hardware_measured) return text;
@@ -82,7 +82,13 @@ function predictionsText(counts) {
   const checked = counts.predictions_checked || 0;
   if (!checked) return "";
   return `latency inside its 90% interval for ${LTS.int(counts.latency_inside || 0)} of ${LTS.int(checked)} measured ` +
-    `candidates, peak memory for ${LTS.int(counts.memory_inside || 0)} of ${LTS.int(checked)}`;
+    `candidates, peak memory for ${LTS.int(counts.memory_inside || 0)} of ${LTS.int(checked)} ` +
+    `(over ${LTS.int(checked)}, ${coverageSpread(checked)})`;
+}
+
+/** One standard error of a share near 90% over n measurements, in points (views.coverage_spread). */
+function coverageSpread(n) {
+  return `±${Math.round(100 * Math.sqrt(0.09 / n))} points`;
 }
 
 function showJob(next) {
