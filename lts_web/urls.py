@@ -40,6 +40,7 @@ urlpatterns = [
     path("teams/<int:pk>/webhooks/", include("notifications.urls")),
     path("account/", views.account, name="account"),
     path("healthz", views.healthz, name="healthz"),
+    path("favicon.ico", views.favicon, name="favicon"),
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
