@@ -7,6 +7,7 @@ from typing import Any
 from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
 from rest_framework.fields import SkipField, empty
+from rest_framework.serializers import as_serializer_error
 
 __all__ = ["RefuseUnknownFields"]
 
@@ -38,8 +39,8 @@ class RefuseUnknownFields:
         try:
             self.validate(valid)  # type: ignore[attr-defined]  # the serializer's
         except serializers.ValidationError as more:
-            if isinstance(more.detail, dict):
-                errors.update({k: v for k, v in more.detail.items() if k not in errors})
+            if isinstance(more.detail, dict):  # each field's messages a list, as DRF makes them after validate()
+                errors.update({k: v for k, v in as_serializer_error(more).items() if k not in errors})
         except (KeyError, TypeError, AttributeError):
             pass
         raise serializers.ValidationError(errors)

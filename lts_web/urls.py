@@ -5,15 +5,16 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerSplitView
 from rest_framework.permissions import AllowAny
-from rest_framework.routers import DefaultRouter
 
 from lts_web import api, views
+from lts_web.routers import Router
 from searches import views as search_views
 
-router = DefaultRouter()
+router = Router()
 router.register("teams", api.TeamViewSet, basename="team")
 
 api_v1 = [
+    path("", api.ApiRootView.as_view(), name="api-root"),
     path("me/", api.MeView.as_view(), name="api-me"),
     path("auth/token/", api.ObtainTokenView.as_view(), name="api-token"),
     path("auth/logout/", api.LogoutView.as_view(), name="api-logout"),
@@ -39,6 +40,7 @@ urlpatterns = [
     path("teams/<int:pk>/webhooks/", include("notifications.urls")),
     path("account/", views.account, name="account"),
     path("healthz", views.healthz, name="healthz"),
+    path("favicon.ico", views.favicon, name="favicon"),
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),

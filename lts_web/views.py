@@ -1,4 +1,4 @@
-"""Pages and endpoints of the project shell: teams, account (API token), logout, health."""
+"""Pages and endpoints of the project shell: teams, account (API token), logout, health, the icon."""
 from __future__ import annotations
 
 from django.contrib import messages
@@ -8,7 +8,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.utils import timezone
 from django.views import defaults
-from django.views.decorators.cache import never_cache
+from django.views.decorators.cache import cache_control, never_cache
 from django.views.decorators.http import require_GET, require_http_methods
 from knox.models import AuthToken
 from knox.settings import knox_settings
@@ -30,6 +30,20 @@ def healthz(request: HttpRequest) -> JsonResponse:
         "checks": {name: ("ok" if not reason else f"failed: {reason}") for name, reason in checks.items()},
     }
     return JsonResponse(body, status=503 if failed else 200)
+
+
+# The site's icon, the accent colour with a white Pareto staircase: a few bytes served from here rather than a file.
+# Pages that link no icon (the browsable API, the admin) have the browser ask for /favicon.ico.
+FAVICON_SVG = ('<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 32 32"><rect width="32" height="32" rx="6" '
+               'fill="#0969da"/><path d="M8 7v11h7v6h10" fill="none" stroke="#fff" stroke-width="3.5" '
+               'stroke-linecap="round" stroke-linejoin="round"/></svg>')
+
+
+@login_not_required
+@cache_control(max_age=86400, public=True)
+@require_GET
+def favicon(request: HttpRequest) -> HttpResponse:
+    return HttpResponse(FAVICON_SVG, content_type="image/svg+xml")
 
 
 @require_GET

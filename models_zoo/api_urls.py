@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 from django.urls import include, path
-from rest_framework.routers import DefaultRouter
 
+from lts_web.routers import Router
 from models_zoo import api
 
-router = DefaultRouter()
+router = Router()
 router.register("datasets", api.DatasetViewSet, basename="dataset")
 router.register("training-runs", api.TrainingRunViewSet, basename="training-run")
 router.register("zoo-models", api.ZooModelViewSet, basename="zoo-model")

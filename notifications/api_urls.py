@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 from django.urls import include, path
-from rest_framework.routers import DefaultRouter
 
+from lts_web.routers import Router
 from notifications import api
 
-router = DefaultRouter()
+router = Router()
 router.register("webhooks", api.WebhookViewSet, basename="webhook")
 
 urlpatterns = [path("", include(router.urls))]

@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 from django.urls import include, path
-from rest_framework.routers import DefaultRouter
 
+from lts_web.routers import Router
 from searches import api
 
-router = DefaultRouter()
+router = Router()
 router.register("searches", api.SearchJobViewSet, basename="search")
 router.register("candidates", api.CandidateViewSet, basename="candidate")
 router.register("measurements", api.MeasurementViewSet, basename="measurement")

@@ -1,7 +1,7 @@
 """The dashboard in a real browser: headless Chromium (Debian's package) driven by Playwright, against a live server
 and real Celery workers. Logs in through the form, gets a field error from the API shown next to its field, submits a
 tiny search, watches the frontier chart fill while it runs, opens a candidate from the chart, and saves screenshots
-under test-artifacts/ (light and dark)."""
+under var/screenshots/ (light and dark) beside those of every page visited (tests/browser/conftest.py)."""
 from __future__ import annotations
 
 import re
@@ -14,7 +14,8 @@ import pytest
 from django.db import connections
 
 from searches.models import Device, SearchJob
-from tests.conftest import ROOT, wait_for
+from tests.browser.conftest import SCREENSHOTS
+from tests.conftest import wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -27,7 +28,6 @@ if CHROMIUM is None:
 # What .ci/run's machines allow: no sandbox as root, no GPU (WebGL falls back to SwiftShader), nothing phoning home.
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--no-first-run", "--disable-sync"]
-ARTIFACTS = ROOT / "test-artifacts"
 FAST_RECOVERY = {"LTS_HEARTBEAT_S": "1", "LTS_DEVICE_OFFLINE_AFTER_S": "4", "LTS_REAPER_INTERVAL_S": "1",
                  "LTS_JOB_STALL_S": "5"}
 # 2 * 2 * 2 = 8 architectures of vocabulary 256: the whole search measures in ~15 s on 2 cores.
@@ -67,8 +67,8 @@ def _orm(query):
 
 
 def _shot(page, name: str) -> Path:
-    ARTIFACTS.mkdir(exist_ok=True)
-    path = ARTIFACTS / f"{name}.png"
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
     return path
 

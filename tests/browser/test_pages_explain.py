@@ -98,6 +98,7 @@ def test_the_js_helper_writes_every_number_as_the_template_filter_does(live_serv
 def test_the_new_search_form_shows_every_error_at_once_and_marks_required_fields(live_server, page):
     page.goto(f"{live_server.url}/searches/new/")
     assert page.locator('label[for="f-name"] abbr.required').count() == 1
+    page.select_option("#f-algorithm", "evolution")  # whose parameters init_population is
     page.locator("details:has([name='params.init_population']) summary").click()
     page.locator('[name="params.init_population"]').fill("0")
     page.locator('[name="budget.generations"]').fill("0")
@@ -109,6 +110,49 @@ def test_the_new_search_form_shows_every_error_at_once_and_marks_required_fields
     assert page.locator('[data-error-for="params.init_population"]').inner_text().strip()
     assert page.locator('[data-error-for="budget.generations"]').inner_text().strip()
     _shot(page, "new-search-every-error")
+    assert not page.errors, page.errors
+
+
+# Every option's text fits its select: its width less the padding and Chromium's arrow (about 20 px), measured with
+# the select's own font (a select shows the chosen option's text clipped, with no scrollbar to tell).
+_OPTIONS_THAT_DO_NOT_FIT = """(id) => {
+    const select = document.getElementById(id), style = getComputedStyle(select);
+    const context = document.createElement("canvas").getContext("2d");
+    context.font = style.font;
+    const room = select.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight) - 24;
+    return [...select.options].map((o) => o.text).filter((text) => context.measureText(text).width > room);
+}"""
+
+
+@pytest.mark.parametrize("width", [1300, 800])
+def test_the_algorithm_and_what_to_measure_read_in_full(live_server, page, width):
+    page.set_viewport_size({"width": width, "height": 900})
+    page.goto(f"{live_server.url}/searches/new/")
+    for select in ("f-algorithm", "f-measure"):
+        assert page.evaluate(_OPTIONS_THAT_DO_NOT_FIT, select) == [], (select, width)
+    _shot(page, f"new-search-{width}px")
+
+
+def _shown_params(page) -> set[str]:
+    return set(page.evaluate("() => [...document.querySelectorAll('[name^=\"params.\"]')]"
+                             ".filter((i) => i.offsetParent !== null).map((i) => i.name.slice(7))"))
+
+
+def test_the_algorithm_parameters_are_those_of_the_chosen_algorithm(live_server, page):
+    page.goto(f"{live_server.url}/searches/new/")
+    summary = page.locator("details:has([name='params.batch']) summary")
+    assert summary.inner_text().startswith("Algorithm parameters")
+    summary.click()
+    assert _shown_params(page) == {"batch", "min_gain", "exploration"}  # the default: scored, predicted
+    page.select_option("#f-algorithm", "evolution")
+    evolution = {"init_population", "mutations_per_parent", "num_crossovers", "num_random_mix", "max_unseen",
+                 "mutation_prob"}
+    assert _shown_params(page) == evolution | {"exploration"}
+    page.select_option("#f-measure", "all")
+    assert _shown_params(page) == evolution
+    page.select_option("#f-algorithm", "random")
+    assert _shown_params(page) == evolution - {"mutation_prob"}
+    _shot(page, "new-search-random-parameters")
     assert not page.errors, page.errors
 
 

@@ -332,6 +332,17 @@ def test_new_search_form_has_an_error_place_for_every_api_field(client, actors, 
            'data-kind="int" value="1"' in page
 
 
+def test_new_search_form_names_its_parameters_for_the_algorithm_and_shows_them_all_without_script(client, actors,
+                                                                                                    device):
+    page = _get(client, actors.bob, "/searches/new/").content.decode()
+    assert "<summary>Algorithm parameters " in page and "Evolution parameters" not in page
+    # the script hides those the chosen algorithm does not read; the page alone shows every one
+    details = page[page.index("<details>"):page.index("</details>")]
+    assert "hidden" not in details
+    for key in ("batch", "min_gain", "exploration", "init_population", "mutation_prob", "max_unseen"):
+        assert f'name="params.{key}"' in details, key
+
+
 @pytest.mark.parametrize("change, key", [
     ({"profiling": {"seq_len": 4096}}, "profiling.seq_len"),
     ({"space": {"n_layer": [1], "d_model": [96], "d_inner": [64], "n_head": [5]}}, "space.n_head"),

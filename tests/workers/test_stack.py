@@ -110,3 +110,21 @@ def test_a_sigkilled_child_of_a_real_supervisor_is_restarted_and_ctrl_c_stops_al
     assert "[lts] worker exited with code -9; restarting in 0.2 s (restart 1)" in output
     assert "[lts] stopping..." in output
     assert not any(_alive(pid) for pid in (again["worker"][1], again["web"][0]))
+
+
+def test_the_readme_quotes_the_line_make_run_prints_when_the_page_answers(monkeypatch, tmp_path, capsys):
+    """The README tells a new user which line to wait for: it must be the line main() prints."""
+    import re
+
+    readme = (stack.ROOT / "README.md").read_text()
+    quoted = re.search(r"the line `([^`]+)` appears", readme)
+    assert quoted, "the README names the line to wait for"
+    for key in ("LTS_HOST", "LTS_PORT", "DISPLAY", "WAYLAND_DISPLAY"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("LTS_VAR_DIR", str(tmp_path))
+    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:1/0")  # no embedded Redis
+    monkeypatch.setattr(stack.signal, "signal", lambda *args: None)
+    monkeypatch.setattr(stack.subprocess, "run", lambda *args, **kwargs: None)  # migrate, the demo user
+    monkeypatch.setattr(stack, "supervise", lambda children, on_started: on_started() or 0)
+    assert stack.main() == 0
+    assert quoted.group(1) in capsys.readouterr().out.splitlines()

@@ -95,7 +95,7 @@ class Command(BaseCommand):
         body["name"] = opts["name"] or body.get("name") or f"{body.get('preset') or 'custom'} search"
         serializer = SearchCreateSerializer(data=body, context={"request": SimpleNamespace(user=user)})
         if not serializer.is_valid():
-            lines = [f"  {field}: {' '.join(map(str, msgs)) if isinstance(msgs, list) else msgs}"
+            lines = [f"  {field}: {' '.join(map(str, msgs))}"
                      for field, msgs in serializer.errors.items()]
             raise CommandError("invalid search:\n" + "\n".join(lines))
         data = serializer.validated_data

@@ -76,6 +76,44 @@
     });
   }
 
+  // ---- the algorithm's parameters ---------------------------------------------------------------------------------
+
+  // Which parameters each algorithm reads (searches/specs.py; the evolution's in searches/core/evolution.py):
+  // "scored" its batch and smallest gain, the evolution and the random baseline the population sizes (the random
+  // one mutates nothing), and every algorithm the exploration share when it measures what the cost model picks.
+  // Without this script every parameter is shown.
+  const POPULATION = ["init_population", "mutations_per_parent", "num_crossovers", "num_random_mix", "max_unseen"];
+  const PARAMS_OF = {
+    scored: ["batch", "min_gain"],
+    evolution: [...POPULATION, "mutation_prob"],
+    random: POPULATION,
+  };
+  const paramsFor = document.getElementById("params-for");
+
+  /** The algorithm and policy the API will use: with no latency or memory objective it measures nothing, and
+      "scored" (which needs measuring) gives way to its default, the evolution (as collect() sends it). */
+  function choice() {
+    const hardware = [...form.querySelectorAll("input[name=objectives]:checked")]
+      .some((input) => input.value === "latency" || input.value === "memory");
+    const algorithm = form.elements.algorithm.value;
+    if (!hardware) return { algorithm: algorithm === "scored" ? "evolution" : algorithm, measure: "all" };
+    return { algorithm, measure: form.elements.measure.value };
+  }
+
+  function showParams() {
+    const { algorithm, measure } = choice();
+    const shown = new Set([...(PARAMS_OF[algorithm] || []), ...(measure === "predicted" ? ["exploration"] : [])]);
+    for (const input of form.querySelectorAll('[name^="params."]')) {
+      const field = input.closest(".field");
+      if (field) field.hidden = PARAMS_OF[algorithm] !== undefined && !shown.has(input.name.slice("params.".length));
+    }
+    paramsFor.textContent = PARAMS_OF[algorithm] ? `(${algorithm})` : "";
+  }
+
+  form.elements.algorithm.addEventListener("change", showParams);
+  form.elements.measure.addEventListener("change", showParams);
+  for (const input of form.querySelectorAll("input[name=objectives]")) input.addEventListener("change", showParams);
+
   // ---- errors ------------------------------------------------------------------------------------------------------
 
   function clearErrors(which = () => true) {
@@ -141,7 +179,7 @@
     const errors = {};
     for (const input of form.querySelectorAll("[name][data-kind]")) {
       const kind = input.dataset.kind;
-      if (kind === "space") continue;
+      if (kind === "space" || input.closest(".field[hidden]")) continue; // a hidden parameter: the API's default
       if (input.validity && input.validity.badInput) {
         // sent as text, so that the server refuses the request too and gives every other field's message with it
         errors[input.name] = ["enter a number"];
@@ -190,4 +228,5 @@
 
   if (presetSelect.value) fillPreset(presetSelect.value);
   preview();
+  showParams();
 })();
