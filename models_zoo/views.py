@@ -15,16 +15,15 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from lts_web import numbers
 from lts_web.models import teams_of
 from lts_web.params import query_ids
 from lts_web.throttling import throttle_start_work
 from models_zoo import services
 from models_zoo.api import archive_response
-from models_zoo.core import BUDGET_KEYS
 from models_zoo.forms import DatasetForm, ImportForm, TrainForm
 from models_zoo.models import Dataset, TrainingRun, ZooImport, ZooModel
 from models_zoo.permissions import can_change, visible
+from models_zoo.settings_text import settings_items
 from searches.core.arch import ConfigError
 from searches.core.pareto import MINIMIZE, pareto_front
 from searches.models import Candidate, Device, Measurement
@@ -35,29 +34,6 @@ IMPORTS_SHOWN = 10
 
 
 # TrainConfig's settings that 0 turns off: no clipping, no interval evaluations or checkpoints (the final ones stay).
-_OFF_AT_ZERO = frozenset({"grad_clip", "eval_interval", "checkpoint_interval"})
-
-
-def settings_items(config: dict[str, Any]) -> list[tuple[str, str]]:
-    """Training settings (a run's, a proxy check's; templates/models_zoo/_settings.html) as the pages write them for
-    a reader, never a Python repr: a limit not set is "no limit", a setting 0 turns off is "off", yes/no, floats to
-    significant digits (min_lr 0.00006, not 5.9999999999999995e-05) and counts with separators (lts_web.numbers), a
-    pair such as betas "0.9, 0.95"."""
-    def text(key: str, value: Any) -> str:
-        if value is None:
-            return "no limit" if key in BUDGET_KEYS else "none"
-        if isinstance(value, bool):
-            return "yes" if value else "no"
-        if isinstance(value, (int, float)):
-            if value == 0 and key in _OFF_AT_ZERO:
-                return "off"
-            return numbers.count(value) if isinstance(value, int) else numbers.significant(value)
-        if isinstance(value, (list, tuple)):
-            return ", ".join(text("", item) for item in value)
-        return json.dumps(value) if isinstance(value, dict) else str(value)
-    return [(key, text(key, value)) for key, value in sorted(config.items())]
-
-
 def _representative(rows: list[Measurement], own: str = "") -> dict[str, Measurement]:
     """One measurement per device for the table and the chart: of the model's own architecture (archid ``own``)
     when there is one, else of the architecture as searched; the prefill, batch-1 one at the longest sequence (the

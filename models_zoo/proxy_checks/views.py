@@ -23,7 +23,7 @@ from models_zoo.proxy_checks.api import with_members
 from models_zoo.proxy_checks.core import PREDICTORS
 from models_zoo.proxy_checks.forms import ProxyCheckForm
 from models_zoo.proxy_checks.models import ProxyCheck
-from models_zoo.views import settings_items
+from models_zoo.settings_text import settings_items
 from searches.core.arch import ConfigError
 from searches.models import SearchJob
 from searches.permissions import visible_searches
