@@ -24,7 +24,8 @@ interval takes the larger:
 - Residuals on later measurements, when the observations say when they were measured (``measured_at``): each block
   of measurements predicted by the model fit on everything measured before it, as a search uses the model. These
   carry what exchangeable folds cannot: a search moves toward its frontier, and a shared host runs at different
-  speeds in different hours (measured here: a slow phase of the host added 3-5% to every latency for 20 minutes).
+  speeds in different hours (measured here: slow phases of the host added 3-5% to every latency for minutes at a
+  time; BENCHMARKS.md, "Cost-model intervals").
 
 The same predictions give the model's error figures: MAPE, Spearman and coverage on held-out folds, and MAPE and
 coverage on later measurements, where each block is judged by the interval the model had before it (``later_*``):
@@ -321,7 +322,6 @@ def _later(family: str, X: np.ndarray, y: np.ndarray, coverage: float, folds: in
     if not rows:
         return np.empty(0, dtype=int), np.empty(0), np.empty(0, dtype=bool)
     return np.concatenate(rows), np.concatenate(preds), np.concatenate(inside)
-
 
 
 def _fit_target(target: str, X: np.ndarray, y: np.ndarray, coverage: float, folds: int,
