@@ -21,10 +21,14 @@ def _stack_env() -> None:
 def main() -> None:
     _stack_env()
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "lts_web.settings")
+    from django.conf import settings
     from django.core.exceptions import ImproperlyConfigured
     from django.core.management import execute_from_command_line
 
     try:
+        # Read the settings first: Django keeps a settings error aside for some commands (makemigrations, shell)
+        # and fails later with AppRegistryNotReady, which does not say what to set.
+        settings.INSTALLED_APPS  # noqa: B018
         execute_from_command_line(sys.argv)
     except ImproperlyConfigured as exc:  # a setting's own message says what to set; a traceback adds nothing
         sys.exit(f"manage.py: {exc}")

@@ -14,10 +14,10 @@ ROOT = Path(__file__).resolve().parents[2]
 GOOD_KEY = "k" * 20 + "-production-secret-key-for-tests-0123456789"
 
 
-def _django_check(extra_env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+def _django_check(extra_env: dict[str, str], *args: str, command: str = "check") -> subprocess.CompletedProcess:
     base = {k: v for k, v in os.environ.items() if k not in {"DEBUG", "SECRET_KEY", "SECRET_KEY_FILE", "DATABASE_URL"}}
     return subprocess.run(
-        [sys.executable, "manage.py", "check", *args], cwd=ROOT, env={**base, **extra_env},
+        [sys.executable, "manage.py", command, *args], cwd=ROOT, env={**base, **extra_env},
         capture_output=True, text=True, timeout=120,
     )
 
@@ -83,6 +83,17 @@ def test_bad_settings_fail_loudly_at_start(extra, message):
     # One line that says what to set, not a traceback.
     assert result.stderr.startswith("manage.py: ") and message in result.stderr
     assert "Traceback" not in result.stderr and result.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize("command", ["makemigrations", "migrate", "shell"])
+def test_every_command_says_which_setting_is_wrong(command):
+    # Django swallows a settings error for some commands and fails later with AppRegistryNotReady; manage.py reads
+    # the settings first, so each command gives the setting's own one-line message.
+    args = ("-c", "pass") if command == "shell" else ("--check",)
+    result = _django_check({"DEBUG": "0"}, *args, command=command)
+    assert result.returncode != 0
+    assert result.stderr.startswith("manage.py: ") and "SECRET_KEY (or SECRET_KEY_FILE) is required" in result.stderr
+    assert "AppRegistryNotReady" not in result.stderr and "Traceback" not in result.stderr
 
 
 def test_check_deploy_is_clean_under_production_settings():
