@@ -95,33 +95,33 @@ class LogoutAllView(knox_views.LogoutAllView):
     """Revoke all of the caller's tokens."""
 
 
-# The API's top-level endpoints, as GET /api/v1/ lists them: (name, path under /api/v1/, what it holds). A test holds
-# the list to the URLconf: a new top-level route must be added here.
+# The API's top-level endpoints, as GET /api/v1/ lists them: (name, what it holds); each is at /api/v1/<name>/.
+# A test holds the list to the URLconf: a new top-level route must be added here.
 API_ROOT = (
-    ("searches", "searches/", "search jobs of your teams: create one (POST), follow it, pause, resume, cancel, retry, "
-                              "clone, its frontier and exports"),
-    ("candidates", "candidates/", "the architectures your teams' searches proposed, with their measurements; filter "
-                                  "by job, frontier, ranges; ?job=ID&after=REVISION for what changed"),
-    ("measurements", "measurements/", "the shared cache of latency and memory measurements, every device and job"),
-    ("devices", "devices/", "target devices, their profiling workers and queues; devices/{name}/predict/ and "
-                            "predictor/ for their cost models"),
-    ("presets", "presets/", "the preset search spaces with their size and proxy range"),
-    ("architectures/preview", "architectures/preview/", "POST an architecture config: its archid and parameter "
-                                                        "counts, or its field errors"),
-    ("spaces/preview", "spaces/preview/", "POST a search space or a preset name: its size and proxy range"),
-    ("datasets", "datasets/", "training text of your teams: an upload, a folder under the data root or a hub dataset"),
-    ("training-runs", "training-runs/", "training runs of your teams with their live progress; create one (POST), "
-                                        "cancel"),
-    ("zoo-models", "zoo-models/", "trained and imported checkpoints with perplexity, proxy and cost; "
-                                  "zoo-models/import/ takes a hub model, models/{id}/generate continues a prompt"),
-    ("zoo-imports", "zoo-imports/", "hub imports of your teams and their state"),
-    ("proxy-checks", "proxy-checks/", "how well the proxy ranks real perplexity on your data: sample, train, compare"),
-    ("webhooks", "webhooks/", "webhooks of your teams and their deliveries (search and training events)"),
-    ("teams", "teams/", "the teams you belong to, with their members and roles"),
-    ("me", "me/", "you: your user and your team roles"),
-    ("auth/token", "auth/token/", "POST a username and password: a token for `Authorization: Token <key>`"),
-    ("auth/logout", "auth/logout/", "POST: revoke the token the request is sent with"),
-    ("auth/logoutall", "auth/logoutall/", "POST: revoke all of your tokens"),
+    ("searches", "search jobs of your teams: create one (POST), follow it, pause, resume, cancel, retry, "
+     "clone, its frontier and exports"),
+    ("candidates", "the architectures your teams' searches proposed, with their measurements; filter "
+     "by job, frontier, ranges; ?job=ID&after=REVISION for what changed"),
+    ("measurements", "the shared cache of latency and memory measurements, every device and job"),
+    ("devices", "target devices, their profiling workers and queues; devices/{name}/predict/ and "
+     "predictor/ for their cost models"),
+    ("presets", "the preset search spaces with their size and proxy range"),
+    ("architectures/preview", "POST an architecture config: its archid and parameter "
+     "counts, or its field errors"),
+    ("spaces/preview", "POST a search space or a preset name: its size and proxy range"),
+    ("datasets", "training text of your teams: an upload, a folder under the data root or a hub dataset"),
+    ("training-runs", "training runs of your teams with their live progress; create one (POST), "
+     "cancel"),
+    ("zoo-models", "trained and imported checkpoints with perplexity, proxy and cost; "
+     "zoo-models/import/ takes a hub model, models/{id}/generate continues a prompt"),
+    ("zoo-imports", "hub imports of your teams and their state"),
+    ("proxy-checks", "how well the proxy ranks real perplexity on your data: sample, train, compare"),
+    ("webhooks", "webhooks of your teams and their deliveries (search and training events)"),
+    ("teams", "the teams you belong to, with their members and roles"),
+    ("me", "you: your user and your team roles"),
+    ("auth/token", "POST a username and password: a token for `Authorization: Token <key>`"),
+    ("auth/logout", "POST: revoke the token the request is sent with"),
+    ("auth/logoutall", "POST: revoke all of your tokens"),
 )
 
 
@@ -136,5 +136,5 @@ class ApiRootView(APIView):
     @extend_schema(exclude=True)  # as DRF's own root view: the schema lists the endpoints themselves
     def get(self, request, format=None):
         root = reverse("api-root", request=request)
-        return Response({name: {"url": root + path, "description": description}
-                         for name, path, description in API_ROOT})
+        return Response({name: {"url": f"{root}{name}/", "description": description}
+                         for name, description in API_ROOT})

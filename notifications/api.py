@@ -4,14 +4,12 @@ from __future__ import annotations
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import ValidationError
 from rest_framework.permissions import SAFE_METHODS, BasePermission, IsAuthenticated
 from rest_framework.response import Response
 
 from notifications import services
 from notifications.models import Webhook
 from notifications.serializers import DeliverySerializer, WebhookCreateSerializer, WebhookSerializer
-from searches.core.arch import ConfigError
 
 
 class CanChangeWebhook(BasePermission):
@@ -44,11 +42,9 @@ class WebhookViewSet(mixins.CreateModelMixin, mixins.ListModelMixin, mixins.Retr
         serializer = WebhookCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        try:
-            webhook = services.do_create_webhook(owner=request.user, team_id=data["team"], url=data["url"],
-                                                 secret=data["secret"], events=data.get("events"))
-        except ConfigError as exc:
-            raise ValidationError({field: [message] for field, message in exc.errors.items()}) from None
+        # A ConfigError is a 400 with its field messages (lts_web.errors.exception_handler).
+        webhook = services.do_create_webhook(owner=request.user, team_id=data["team"], url=data["url"],
+                                             secret=data["secret"], events=data.get("events"))
         return Response(WebhookSerializer(self.get_queryset().get(pk=webhook.pk)).data, status=status.HTTP_201_CREATED)
 
     def perform_destroy(self, instance: Webhook) -> None:

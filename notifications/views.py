@@ -38,7 +38,7 @@ def team_webhooks(request: HttpRequest, pk: int) -> HttpResponse:
     webhooks = list(Webhook.objects.filter(team=team).select_related("owner").order_by("pk"))
     for webhook in webhooks:
         webhook.changeable = admin or webhook.owner_id == request.user.id
-    deliveries = (Delivery.objects.filter(webhook__team=team).select_related("webhook")
+    deliveries = (Delivery.objects.filter(webhook__team=team)
                   .defer("payload").order_by("-created_at", "-pk")[:PAGE_DELIVERIES])
     return render(request, "notifications/webhooks.html",
                   {"team": team, "webhooks": webhooks, "deliveries": deliveries, "form": form,

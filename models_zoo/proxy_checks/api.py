@@ -5,7 +5,6 @@ from django.db.models import Prefetch, QuerySet
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import ValidationError
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
@@ -18,7 +17,6 @@ from models_zoo.proxy_checks.serializers import (
     ProxyCheckDetailSerializer,
     ProxyCheckSerializer,
 )
-from searches.core.arch import ConfigError
 
 
 def with_members(rows: QuerySet[ProxyCheck]) -> QuerySet[ProxyCheck]:
@@ -51,10 +49,8 @@ class ProxyCheckViewSet(StartWorkThrottled, mixins.CreateModelMixin, mixins.List
         serializer = ProxyCheckCreateSerializer(data=request.data, context={"request": request})
         serializer.is_valid(raise_exception=True)
         data = dict(serializer.validated_data)
-        try:
-            check = services.do_create_proxy_check(owner=request.user, **data)
-        except ConfigError as exc:
-            raise ValidationError({field: [message] for field, message in exc.errors.items()}) from None
+        # A ConfigError is a 400 with its field messages (lts_web.errors.exception_handler).
+        check = services.do_create_proxy_check(owner=request.user, **data)
         return Response(ProxyCheckDetailSerializer(self.get_queryset().get(pk=check.pk)).data,
                         status=status.HTTP_201_CREATED)
 

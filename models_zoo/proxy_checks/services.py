@@ -10,7 +10,6 @@ read what is stored.
 """
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 from collections.abc import Iterable, Mapping
@@ -176,9 +175,12 @@ def do_cancel_proxy_check(check: ProxyCheck) -> ProxyCheck:
         status = ProxyCheck.objects.filter(pk=check.pk).values_list("status", flat=True).first()
         raise Conflict(f"cannot cancel a check that is {status}" if status is not None
                        else "cannot cancel: the check no longer exists")
-    for run in TrainingRun.objects.filter(proxy_check_member__proxy_check=check, status__in=TrainingRun.ACTIVE):
-        with contextlib.suppress(Conflict):  # it finished meanwhile
-            zoo_services.do_cancel_training(run)
+    # Two statements for all of its runs, as do_cancel_training does for one (without its per-run check update: the
+    # one below covers them): queued runs are cancelled now, running ones asked to stop at their next heartbeat.
+    runs = TrainingRun.objects.filter(proxy_check_member__proxy_check=check)
+    runs.filter(status=R.QUEUED).update(status=R.CANCELLED, cancel_requested=True, finished_at=timezone.now(),
+                                        eta_s=None)
+    runs.filter(status=R.RUNNING).update(cancel_requested=True)
     do_update_proxy_check(check.pk)  # queued runs are cancelled now: so may be the check
     check.refresh_from_db()
     return check

@@ -172,7 +172,7 @@ def greedy_hypervolume(candidates: Sequence[Sequence[float]] | np.ndarray,
     while pool and len(picked) < k:
         gains = [hypervolume(current + [points[i].tolist()], ref, directions) - volume for i in pool]
         best = int(np.argmax(gains))
-        if gains[best] <= max(min_gain * volume, 0.0) or gains[best] <= 0.0:
+        if gains[best] <= max(min_gain * volume, 0.0):
             break
         index = pool.pop(best)
         picked.append(index)

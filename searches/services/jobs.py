@@ -78,7 +78,8 @@ def _bump(job: SearchJob) -> int:
 
 
 def _refresh_counts(job: SearchJob) -> None:
-    """The progress counters shown everywhere, in one aggregate query (called before each save of a step)."""
+    """The progress counters shown everywhere: one aggregate query, and for a search that predicts, one more for how
+    its predictions held (called before each save of a step)."""
     job.counts = job.candidates.aggregate(
         candidates=Count("id"), measured=Count("id", filter=Q(status=C.MEASURED)),
         measuring=Count("id", filter=Q(status=C.MEASURING)), failed=Count("id", filter=Q(status=C.FAILED)),
@@ -92,10 +93,13 @@ def _refresh_counts(job: SearchJob) -> None:
 
 def _predictions_held(job: SearchJob) -> dict[str, int]:
     """The check of the cost model's intervals in this search: of the measured candidates that were predicted before
-    they were measured, how many measured latencies and peak memories lay inside their predicted intervals."""
+    they were measured, how many measured latencies and peak memories lay inside their predicted intervals. A search
+    that measures everything predicted nothing: no query."""
+    out = {"predictions_checked": 0, "latency_inside": 0, "memory_inside": 0}
+    if measure_policy(job.spec) != "predicted":
+        return out
     rows = (job.candidates.filter(status=C.MEASURED, predicted__isnull=False, measurement__status=Measurement.Status.DONE)
             .values_list("predicted", "measurement__latency_median_s", "measurement__peak_memory_mb"))
-    out = {"predictions_checked": 0, "latency_inside": 0, "memory_inside": 0}
     for predicted, latency, memory in rows:
         if not predicted:
             continue
@@ -296,6 +300,30 @@ def _cached_archids(job: SearchJob, profile) -> set[str]:
                                           **measurement_key(profile)).values_list("archid", flat=True))
 
 
+def _measured_front(job: SearchJob) -> list[list[float]]:
+    """The job's measured feasible candidates as points of its objectives: the frontier a prediction must beat."""
+    names = job.objectives
+    return [[candidate_objectives(c)[n] for n in names]
+            for c in job.candidates.filter(status=C.MEASURED, feasible=True).select_related("measurement")]
+
+
+def _as_predictions(predicted: dict, indices) -> list[dict]:
+    """{"latency": [value, low, high], "memory": [...]} of each of ``indices`` in a CostModel.predict result."""
+    return [{target: [float(predicted[target][j][i]) for j in range(3)] for target in predicted} for i in indices]
+
+
+def _design_fill(job: SearchJob, profile, have: int, coming: int, room: int | None, seen: set[str],
+                 rng) -> list[Architecture]:
+    """While the job's cost model lacks measurements: space-filling design architectures (at most ``room``) that top
+    the key up to the model's minimum, none of ``seen`` nor of what the job's model already holds from the cache."""
+    wanted = design_top_up(have, coming)
+    if room is not None:
+        wanted = min(wanted, room)
+    seen = seen | _cached_archids(job, profile)  # in the model already; later rows of others: not seen
+    return design(space_of(job.spec), wanted, rng, exclude=sorted(seen),
+                  constraints=search_params(job.spec).constraints)
+
+
 def _plan(job: SearchJob, archs: list[Architecture], room: int | None) -> tuple[list[bool], list[dict | None],
                                                                              list[Architecture]]:
     """measure "predicted": which of the generation's ``archs`` to measure, their predictions, and the design
@@ -318,23 +346,16 @@ def _plan(job: SearchJob, archs: list[Architecture], room: int | None) -> tuple[
         # the policy would measure every candidate anyway), topped up with a space-filling design to the model's
         # minimum, spread over the proxy range and the shapes, so the next generation has a model.
         coming = sum(a.archid not in cached for a in archs)
-        wanted = design_top_up(exc.have, coming)
-        if room is not None:
-            wanted = min(wanted, room)
         seen = set(job.candidates.values_list("archid", flat=True)) | {a.archid for a in archs}
-        seen |= _cached_archids(job, profile)  # in the model already; later rows of others: not seen
-        extra = design(space_of(job.spec), wanted, rng, exclude=sorted(seen),
-                       constraints=search_params(job.spec).constraints)
+        extra = _design_fill(job, profile, exc.have, coming, room, seen, rng)
         return [True] * len(archs), [None] * len(archs), extra
     rest = [i for i, a in enumerate(archs) if a.archid not in cached]
     predicted = model.predict([archs[i] for i in rest])
     predictions: list[dict | None] = [None] * len(archs)
-    for k, i in enumerate(rest):
-        predictions[i] = {target: [float(predicted[target][j][k]) for j in range(3)] for target in predicted}
-    names = job.objectives
-    front = [[candidate_objectives(c)[n] for n in names]
-             for c in job.candidates.filter(status=C.MEASURED, feasible=True).select_related("measurement")]
-    choice = choose_to_measure([archs[i] for i in rest], [predictions[i] for i in rest], front, names, rng,
+    for i, prediction in zip(rest, _as_predictions(predicted, range(len(rest)))):
+        predictions[i] = prediction
+    choice = choose_to_measure([archs[i] for i in rest], [predictions[i] for i in rest], _measured_front(job),
+                               job.objectives, rng,
                                constraints=search_params(job.spec).constraints, exploration=exploration(job.spec))
     measure = [True] * len(archs)  # cache hits: measured already, at no cost
     for i, chosen in zip(rest, choice):
@@ -361,21 +382,13 @@ def _score(job: SearchJob, room: int | None) -> tuple[list[Architecture], list[d
     try:
         model = snapshot_cost_model(job.device, profile, cutoff=job.cache_cutoff, measurement_ids=own)
     except NotEnoughData as exc:
-        wanted = design_top_up(exc.have, 0)
-        if room is not None:
-            wanted = min(wanted, room)
-        seen |= _cached_archids(job, profile)
-        extra = design(space_of(spec), wanted, rng, exclude=sorted(seen), constraints=constraints)
+        extra = _design_fill(job, profile, exc.have, 0, room, seen, rng)
         return extra, [None] * len(extra), "design"
     rest = [a for a in space_of(spec) if a.archid not in seen and constraints.proxy_ok(a.non_embedding_params)]
     predicted = model.predict(rest)
-    names = job.objectives
-    front = [[candidate_objectives(c)[n] for n in names]
-             for c in job.candidates.filter(status=C.MEASURED, feasible=True).select_related("measurement")]
-    order = score_space(rest, predicted, front, names, rng, k=batch, min_gain=min_gain,
+    order = score_space(rest, predicted, _measured_front(job), job.objectives, rng, k=batch, min_gain=min_gain,
                         exploration=exploration(spec), constraints=constraints)
-    predictions = [{target: [float(predicted[target][j][i]) for j in range(3)] for target in predicted} for i in order]
-    return [rest[i] for i in order], predictions, "scored"
+    return [rest[i] for i in order], _as_predictions(predicted, order), "scored"
 
 
 def _propose(job: SearchJob) -> int:
@@ -385,9 +398,10 @@ def _propose(job: SearchJob) -> int:
     generation = job.generation
     hardware = job.needs_hardware
     profile = profile_settings(spec) if hardware else None
+    predicting = hardware and measure_policy(spec) == "predicted"
+    if predicting and job.cache_cutoff is None:  # the cache this job may learn from: what was measured when it started
+        job.cache_cutoff = cache_cutoff(job.device, profile)
     if spec["algorithm"] == "scored":
-        if job.cache_cutoff is None:
-            job.cache_cutoff = cache_cutoff(job.device, profile)
         room = int(limit) - job.candidates.count() if limit else None
         archs, predictions, origin = _score(job, room)
         proposals = [(a, origin, []) for a in archs]
@@ -402,9 +416,7 @@ def _propose(job: SearchJob) -> int:
         measure, predictions = [True] * len(proposals), [None] * len(proposals)
     revision = _bump(job)
     rows = []
-    if batch is not None and hardware and measure_policy(spec) == "predicted" and proposals:
-        if job.cache_cutoff is None:  # the cache this job may learn from: what was measured when it started
-            job.cache_cutoff = cache_cutoff(job.device, profile)
+    if batch is not None and predicting and proposals:
         room = int(limit) - job.candidates.count() - len(proposals) if limit else None
         measure, predictions, extra = _plan(job, [a for a, _, _ in proposals], room)
         proposals += [(a, "design", []) for a in extra]
